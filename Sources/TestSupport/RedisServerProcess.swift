@@ -1,0 +1,2 @@
+/// Placeholder until the redis-server fixture lands.
+package enum TestSupportInfo {}

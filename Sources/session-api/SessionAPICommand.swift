@@ -1,0 +1,4 @@
+@main
+enum SessionAPICommand {
+    static func main() {}
+}
