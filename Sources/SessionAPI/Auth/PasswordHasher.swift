@@ -1,0 +1,54 @@
+import Crypto
+import HummingbirdBcrypt
+import NIOCore
+import NIOPosix
+
+/// Hashes new passwords with bcrypt and checks passwords against stored hashes.
+///
+/// bcrypt costs ~200 ms at cost 12, so it runs on its own thread pool: never on an event loop, and never
+/// on the pool that does the stores' file I/O (a burst of logins must not stall every other request).
+/// Hashes from the Flask original (hex SHA-256) are still accepted, so its users can log in.
+package struct PasswordHasher: Sendable {
+    /// bcrypt only reads the first 72 bytes of a password; longer ones are refused rather than truncated.
+    package static let maximumPasswordBytes = 72
+
+    /// A pool for password hashing only, started once per process like NIO's own singletons.
+    private static let hashingPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: System.coreCount)
+        pool.start()
+        return pool
+    }()
+
+    package let cost: Int
+
+    package init(cost: Int) {
+        self.cost = cost
+    }
+
+    /// A bcrypt hash of `password`, computed on the hashing pool.
+    package func hash(_ password: String) async throws -> String {
+        let cost = UInt8(clamping: self.cost)
+        return try await Self.hashingPool.runIfActive { Bcrypt.hash(password, cost: cost) }
+    }
+
+    /// Whether `password` matches `storedHash` (bcrypt, or the original's hex SHA-256). `nil` never matches.
+    package func verify(_ password: String, against storedHash: String?) async throws -> Bool {
+        guard let storedHash else { return false }
+        if storedHash.hasPrefix("$2") {
+            return try await Self.hashingPool.runIfActive { Bcrypt.verify(password, hash: storedHash) }
+        }
+        guard storedHash.utf8.count == 64 else { return false }
+        let digest = SHA256.hash(data: Array(password.utf8)).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+        return Self.constantTimeEqual(Array(digest.utf8), Array(storedHash.lowercased().utf8))
+    }
+
+    private static func constantTimeEqual(_ left: [UInt8], _ right: [UInt8]) -> Bool {
+        guard left.count == right.count else { return false }
+        var difference: UInt8 = 0
+        for index in left.indices { difference |= left[index] ^ right[index] }
+        return difference == 0
+    }
+}

@@ -1,0 +1,46 @@
+import Hummingbird
+import Logging
+
+/// The one place where errors become responses, all in the `{"error": "..."}` shape:
+/// Hummingbird's own errors (404, 413, ...) keep their status; store errors map to 409/503;
+/// anything unexpected is logged and answered 500 without internal detail.
+package struct ErrorMiddleware: RouterMiddleware {
+    package typealias Context = AppRequestContext
+
+    /// Seconds a client should wait before retrying a 503.
+    static let retryAfterSeconds = 1
+
+    package init() {}
+
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return try error.response(from: request, context: context)
+        } catch let error as any HTTPResponseError {
+            return try APIError(error.status).response(from: request, context: context)
+        } catch let error as StoreError {
+            return try Self.apiError(for: error, logger: context.logger).response(from: request, context: context)
+        } catch is CancellationError {
+            return try Self.unavailable.response(from: request, context: context)
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(error)"])
+            return try APIError(.internalServerError).response(from: request, context: context)
+        }
+    }
+
+    static let unavailable = APIError(.serviceUnavailable, headers: [.retryAfter: String(retryAfterSeconds)])
+
+    static func apiError(for error: StoreError, logger: Logger) -> APIError {
+        switch error.code {
+        case .duplicateEmail:
+            return APIError(.conflict, message: "email already registered")
+        case .corruptData:
+            logger.error("store data unreadable", metadata: ["error": "\(error.message)"])
+            return Self.unavailable
+        default:
+            logger.warning("store unavailable", metadata: ["error": "\(error.message)"])
+            return Self.unavailable
+        }
+    }
+}

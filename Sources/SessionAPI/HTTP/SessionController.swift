@@ -1,0 +1,58 @@
+import Hummingbird
+import Logging
+
+/// `/api/v1/auth_session/login` and `/logout`: present only when `AUTH_TYPE` is a session mode.
+package struct SessionController: Sendable {
+    let users: any UserStore
+    let sessions: any SessionStore
+    let hasher: PasswordHasher
+    let cookieName: String
+    let cookieSecure: Bool
+    let clientAddress: ClientAddress
+
+    package func addRoutes(to routes: RouteTable) {
+        routes.on("/api/v1/auth_session/login", .post) { request, context in try await self.login(request, context: context) }
+        routes.on("/api/v1/auth_session/logout", .delete) { request, context in try await self.logout(request, context: context) }
+    }
+
+    func login(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let form = try await RequestBody.form(LoginRequest.self, from: request, context: context)
+        guard let email = form.email, !email.isEmpty else { throw APIError(.badRequest, message: "email missing") }
+        guard let password = form.password, !password.isEmpty else { throw APIError(.badRequest, message: "password missing") }
+        guard let user = try await self.users.user(email: email) else {
+            throw APIError(.notFound, message: "no user found for this email")
+        }
+        guard try await self.hasher.verify(password, against: user.passwordHash) else {
+            context.logger.info("login refused: wrong password", metadata: ["login_user_id": .string(user.id)])
+            throw APIError(.unauthorized, message: "wrong password")
+        }
+        // A login always starts a fresh session; the one the client still carried is revoked.
+        if let previous = Authenticator.sessionID(request, cookieName: self.cookieName) {
+            _ = try await self.sessions.deleteSession(sessionID: previous)
+        }
+        let metadata = SessionMetadata(
+            ip: self.clientAddress.address(of: request, context: context),
+            userAgent: request.headers[.userAgent].map { String($0.prefix(256)) }
+        )
+        let sessionID = try await self.sessions.createSession(userID: user.id, metadata: metadata)
+        context.logger.info("logged in", metadata: ["login_user_id": .string(user.id)])
+        var response = try JSONResponse.encode(UserResponse(user))
+        response.setCookie(
+            try Cookie.validated(name: self.cookieName, value: sessionID, path: "/", secure: self.cookieSecure, httpOnly: true, sameSite: .lax)
+        )
+        return response
+    }
+
+    /// Behind the auth check like every protected route; 404 only when the session vanished meanwhile.
+    func logout(_ request: Request, context: AppRequestContext) async throws -> Response {
+        guard let sessionID = context.sessionID, try await self.sessions.deleteSession(sessionID: sessionID) else {
+            throw APIError(.notFound)
+        }
+        var response = try JSONResponse.encode([String: String]())
+        // Tell the browser to drop the cookie too.
+        response.setCookie(
+            try Cookie.validated(name: self.cookieName, value: "", maxAge: 0, path: "/", secure: self.cookieSecure, httpOnly: true, sameSite: .lax)
+        )
+        return response
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What tells one version of a file from another: a rename gives a new inode, a rewrite a new size or mtime.
+struct FileIdentity: Equatable, Sendable {
+    let device: UInt64
+    let inode: UInt64
+    let size: Int64
+    let modifiedSeconds: Int
+    let modifiedNanoseconds: Int
+
+    init(_ info: Glibc.stat) {
+        self.device = UInt64(info.st_dev)
+        self.inode = UInt64(info.st_ino)
+        self.size = Int64(info.st_size)
+        self.modifiedSeconds = Int(info.st_mtim.tv_sec)
+        self.modifiedNanoseconds = Int(info.st_mtim.tv_nsec)
+    }
+}
+
+/// Blocking POSIX file operations for the JSON stores. Call them on a thread pool only.
+enum FileIO {
+    /// The identity of the file at `path`, `nil` when there is none.
+    static func identity(of path: String) throws -> FileIdentity? {
+        var info = Glibc.stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT { return nil }
+            throw StoreError(.unavailable, "cannot stat \(path): \(errorText())")
+        }
+        return FileIdentity(info)
+    }
+
+    /// The whole file and the identity of what was read; an absent file reads as `{}`.
+    static func readWholeFile(_ path: String) throws -> (bytes: [UInt8], identity: FileIdentity?) {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ENOENT { return (Array("{}".utf8), nil) }
+            throw StoreError(.unavailable, "cannot open \(path): \(errorText())")
+        }
+        defer { close(descriptor) }
+        var info = Glibc.stat()
+        guard fstat(descriptor, &info) == 0 else {
+            throw StoreError(.unavailable, "cannot stat \(path): \(errorText())")
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { buffer in
+                read(descriptor, buffer.baseAddress.map { $0 + offset }, buffer.count - offset)
+            }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { throw StoreError(.unavailable, "cannot read \(path): \(errorText())") }
+            offset += count
+        }
+        return (bytes, FileIdentity(info))
+    }
+
+    /// Writes `data` to a temp file beside `path`, fsyncs it, renames it over `path` and fsyncs the
+    /// directory: a crash leaves the old file or the new one, never a torn one. Returns the new identity.
+    static func writeAtomically(_ data: Data, to path: String) throws -> FileIdentity {
+        let directory = (path as NSString).deletingLastPathComponent
+        let directoryPath = directory.isEmpty ? "." : directory
+        let name = (path as NSString).lastPathComponent
+        let temporary = directoryPath + "/.\(name).tmp-\(getpid())-\(UInt32.random(in: .min ... .max))"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw StoreError(.unavailable, "cannot create \(temporary): \(errorText())") }
+        var renamed = false
+        defer { if !renamed { unlink(temporary) } }
+        let identity: FileIdentity
+        do {
+            defer { close(descriptor) }
+            try data.withUnsafeBytes { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let count = write(descriptor, buffer.baseAddress.map { $0 + offset }, buffer.count - offset)
+                    if count < 0, errno == EINTR { continue }
+                    guard count > 0 else { throw StoreError(.unavailable, "cannot write \(temporary): \(errorText())") }
+                    offset += count
+                }
+            }
+            guard fsync(descriptor) == 0 else { throw StoreError(.unavailable, "cannot fsync \(temporary): \(errorText())") }
+            var info = Glibc.stat()
+            guard fstat(descriptor, &info) == 0 else { throw StoreError(.unavailable, "cannot stat \(temporary): \(errorText())") }
+            identity = FileIdentity(info)
+        }
+        guard rename(temporary, path) == 0 else {
+            throw StoreError(.unavailable, "cannot rename \(temporary) to \(path): \(errorText())")
+        }
+        renamed = true
+        let directoryDescriptor = open(directoryPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryDescriptor >= 0 {
+            fsync(directoryDescriptor)
+            close(directoryDescriptor)
+        }
+        return identity
+    }
+
+    /// Runs `body` holding an exclusive `flock` on `path` (a lock file that is never deleted: deleting
+    /// it would let two writers lock two different files; the kernel drops the lock if the process dies).
+    /// Waits up to `timeoutMilliseconds` for the lock, then throws `StoreError.unavailable`.
+    static func withExclusiveLock<T>(path: String, timeoutMilliseconds: Int, _ body: () throws -> T) throws -> T {
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw StoreError(.unavailable, "cannot open lock file \(path): \(errorText())")
+        }
+        // Closing the descriptor releases the lock.
+        defer { close(descriptor) }
+        // flock has no timed form: poll with a short, growing pause (this runs on a thread-pool thread and
+        // the lock is normally held for milliseconds), so a stuck process cannot hang this one.
+        var waitedMicroseconds = 0
+        var pause: UInt32 = 200
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            let error = errno
+            guard error == EWOULDBLOCK || error == EINTR else {
+                throw StoreError(.unavailable, "cannot lock \(path): \(String(cString: strerror(error)))")
+            }
+            guard waitedMicroseconds < timeoutMilliseconds * 1000 else {
+                throw StoreError(.unavailable, "timed out waiting for the lock on \(path)")
+            }
+            usleep(pause)
+            waitedMicroseconds += Int(pause)
+            pause = min(pause * 2, 10_000)
+        }
+        return try body()
+    }
+
+    private static func errorText() -> String {
+        String(cString: strerror(errno))
+    }
+}

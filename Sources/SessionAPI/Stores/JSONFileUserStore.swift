@@ -1,0 +1,68 @@
+import NIOPosix
+
+extension User: SharedJSONFileRecord {}
+
+/// Users in `.db_User.json` (the Flask original's format), shared safely by every process on the host.
+package struct JSONFileUserStore: UserStore {
+    package static let fileName = ".db_User.json"
+    private let file: SharedJSONFile<User>
+
+    /// Opens `<directory>/.db_User.json`. - Throws: `StoreError.corruptData` if the file cannot be read.
+    package init(directory: String, threadPool: NIOThreadPool = .singleton) async throws {
+        self.file = try await SharedJSONFile(path: directory + "/" + Self.fileName, threadPool: threadPool)
+    }
+
+    package func count() async throws -> Int {
+        try await self.file.read { $0.count }
+    }
+
+    package func allUsers() async throws -> [User] {
+        try await self.file.read { records in
+            records.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        }
+    }
+
+    package func user(id: String) async throws -> User? {
+        try await self.file.read { $0[id] }
+    }
+
+    package func user(email: String) async throws -> User? {
+        let key = User.normalizedEmail(email)
+        return try await self.file.read { records in
+            records.values.first { User.normalizedEmail($0.email) == key }
+        }
+    }
+
+    package func create(_ user: User) async throws {
+        let key = User.normalizedEmail(user.email)
+        try await self.file.write { records in
+            if records.values.contains(where: { User.normalizedEmail($0.email) == key }) {
+                throw StoreError(.duplicateEmail, "email already registered")
+            }
+            records[user.id] = user
+            return (true, ())
+        }
+    }
+
+    package func update(id: String, firstName: String?, lastName: String?, updatedAt: String) async throws -> User? {
+        try await self.file.write { records in
+            guard var user = records[id] else { return (false, nil) }
+            if let firstName { user.firstName = firstName }
+            if let lastName { user.lastName = lastName }
+            user.updatedAt = updatedAt
+            records[id] = user
+            return (true, user)
+        }
+    }
+
+    package func delete(id: String) async throws -> Bool {
+        try await self.file.write { records in
+            let removed = records.removeValue(forKey: id) != nil
+            return (removed, removed)
+        }
+    }
+
+    package func checkReady() async throws {
+        try await self.file.checkReadable()
+    }
+}

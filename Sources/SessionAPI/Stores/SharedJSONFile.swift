@@ -1,0 +1,130 @@
+import Foundation
+import NIOPosix
+import Synchronization
+
+/// A record kept in a `SharedJSONFile`: the file is an object of `id -> record`, as the original writes.
+package protocol SharedJSONFileRecord: Codable, Sendable {
+    var id: String { get set }
+}
+
+/// One JSON file (an object of `id -> record`) that several processes on one host share correctly.
+///
+/// - Writers take an exclusive `flock` on `<file>.lock`, re-read the file if another process changed it,
+///   apply the change, write a temp file, `fsync` it, `rename` it over the file and `fsync` the directory.
+///   A crash at any point leaves either the old or the new file, never a torn one.
+/// - Readers `stat` the file before answering and reload it when its identity (inode, size, mtime) moved,
+///   so a change made by another process is seen by the next request. Rename is atomic, so readers
+///   need no lock.
+/// - Every file operation runs on `threadPool`, never on the caller's executor or an event loop.
+package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
+    package let path: String
+    private let lockPath: String
+    private let threadPool: NIOThreadPool
+    /// How long a writer waits for another process's lock before giving up with `.unavailable`.
+    private let lockTimeoutMilliseconds: Int
+    /// The last version read or written, with the identity of the file it came from.
+    private let cache: Mutex<Snapshot>
+    /// Serialises this process's writers, so only one of them waits on the file lock at a time.
+    private let writer = Mutex(())
+
+    private struct Snapshot: Sendable {
+        var records: [String: Record]
+        var identity: FileIdentity?
+    }
+
+    /// Opens (and reads) the file; a missing file is an empty store, created on the first write.
+    /// - Throws: `StoreError.corruptData` when the file exists but is not a valid JSON object of records.
+    package init(path: String, threadPool: NIOThreadPool = .singleton, lockTimeoutMilliseconds: Int = 2000) async throws {
+        self.path = path
+        self.lockPath = path + ".lock"
+        self.threadPool = threadPool
+        self.lockTimeoutMilliseconds = lockTimeoutMilliseconds
+        self.cache = Mutex(Snapshot(records: [:], identity: nil))
+        try await threadPool.runIfActive { [self] in _ = try self.currentSnapshot() }
+    }
+
+    /// Runs `body` on the current records (re-read first if another process changed the file).
+    package func read<T: Sendable>(_ body: @escaping @Sendable ([String: Record]) throws -> T) async throws -> T {
+        try await self.threadPool.runIfActive { [self] in
+            try body(try self.currentSnapshot().records)
+        }
+    }
+
+    /// Runs `body` on the current records under the cross-process lock and saves what it changed.
+    ///
+    /// `body` returns whether it changed anything (nothing is written otherwise) and a result.
+    /// If `body` throws, nothing is written and the error is rethrown.
+    package func write<T: Sendable>(_ body: @escaping @Sendable (inout [String: Record]) throws -> (changed: Bool, result: T)) async throws -> T {
+        try await self.threadPool.runIfActive { [self] in
+            try self.writer.withLock { _ in
+                try FileIO.withExclusiveLock(path: self.lockPath, timeoutMilliseconds: self.lockTimeoutMilliseconds) {
+                    var records = try self.currentSnapshot().records
+                    let (changed, result) = try body(&records)
+                    if changed {
+                        let identity = try FileIO.writeAtomically(try Self.encode(records, path: self.path), to: self.path)
+                        self.cache.withLock { $0 = Snapshot(records: records, identity: identity) }
+                    }
+                    return result
+                }
+            }
+        }
+    }
+
+    /// Throws when the file cannot be read (for `/readyz`).
+    package func checkReadable() async throws {
+        try await self.threadPool.runIfActive { [self] in _ = try self.currentSnapshot() }
+    }
+
+    // MARK: - File I/O (thread pool only)
+
+    /// The cached snapshot, reloaded first when the file on disk is not the one it came from.
+    private func currentSnapshot() throws -> Snapshot {
+        let onDisk = try FileIO.identity(of: self.path)
+        let cached = self.cache.withLock { $0 }
+        if onDisk == cached.identity { return cached }
+        guard onDisk != nil else {
+            // The file was removed (or never existed): an empty store.
+            let empty = Snapshot(records: [:], identity: nil)
+            self.cache.withLock { $0 = empty }
+            return empty
+        }
+        let (data, identity) = try FileIO.readWholeFile(self.path)
+        let records: [String: Record]
+        do {
+            records = try JSONDecoder().decode([String: Record].self, from: Data(data))
+        } catch {
+            throw StoreError(.corruptData, "\(self.path) is not a valid JSON object of records: \(Self.describe(error))")
+        }
+        var normalized: [String: Record] = [:]
+        normalized.reserveCapacity(records.count)
+        for (key, var record) in records {
+            if record.id.isEmpty { record.id = key }
+            normalized[record.id] = record
+        }
+        let fresh = Snapshot(records: normalized, identity: identity)
+        self.cache.withLock { $0 = fresh }
+        return fresh
+    }
+
+    private static func encode(_ records: [String: Record], path: String) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            return try encoder.encode(records)
+        } catch {
+            throw StoreError(.corruptData, "cannot encode \(path): \(error)")
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.dataCorrupted(let context), DecodingError.keyNotFound(_, let context),
+            DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? context.debugDescription : "\(path): \(context.debugDescription)"
+        default:
+            return "\(error)"
+        }
+    }
+}
+

@@ -1,0 +1,34 @@
+import ArgumentParser
+import Hummingbird
+import Logging
+import SessionAPI
+
+/// `session-api serve`: runs the HTTP server until SIGTERM or SIGINT.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the HTTP server (the default).")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: "Address to listen on (env API_HOST, default 0.0.0.0).")
+    var host: String?
+
+    @Option(help: "Port to listen on (env API_PORT, default 5000).")
+    var port: Int?
+
+    func run() async throws {
+        var configuration = try self.global.configuration()
+        if let host { configuration.host = host }
+        if let port { configuration.port = port }
+        var logger = Logger(label: "session-api")
+        logger.logLevel = configuration.logLevel
+        let stores: AppStores
+        do {
+            stores = try await AppStores.open(configuration, logger: logger)
+        } catch let error as StoreError {
+            throw CommandFailure("cannot open the stores: \(error.message)")
+        } catch let error as ConfigurationError {
+            throw CommandFailure("configuration: \(error)")
+        }
+        try await buildApplication(configuration, stores: stores, logger: logger).runService()
+    }
+}
