@@ -45,4 +45,3 @@ package struct IPNetwork: Sendable, Equatable {
         return nil
     }
 }
-

@@ -127,4 +127,3 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
         }
     }
 }
-
