@@ -1,7 +1,9 @@
 import ArgumentParser
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import SessionAPI
+import UnixSignals
 
 /// `session-api serve`: runs the HTTP server until SIGTERM or SIGINT.
 struct ServeCommand: AsyncParsableCommand {
@@ -29,6 +31,16 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             throw CommandFailure("configuration: \(error)")
         }
-        try await buildApplication(configuration, stores: stores, logger: logger).runService()
+        let app = buildApplication(configuration, stores: stores, logger: logger)
+        // SIGTERM/SIGINT: stop accepting, let in-flight requests finish for up to the bound, then cancel
+        // what is left; the app's services (the Redis client) close after the server.
+        var groupConfiguration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(configuration.shutdownTimeoutSeconds)
+        do {
+            try await ServiceGroup(configuration: groupConfiguration).run()
+        } catch {
+            // Typically the address is taken or not ours; say so in one line.
+            throw CommandFailure("server stopped: \(error)")
+        }
     }
 }

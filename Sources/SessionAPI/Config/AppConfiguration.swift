@@ -55,6 +55,8 @@ package struct AppConfiguration: Sendable {
     /// bcrypt cost for new password hashes (4...31).
     package var passwordHashCost: Int = 12
     package var logLevel: Logger.Level = .info
+    /// On SIGTERM/SIGINT, how long in-flight requests may take before they are cancelled.
+    package var shutdownTimeoutSeconds: Int = 10
     /// Peers whose `X-Forwarded-For` is believed (the load balancers in front of this process).
     package var trustedProxies: [IPNetwork] = []
 
@@ -131,6 +133,12 @@ package struct AppConfiguration: Sendable {
                 throw ConfigurationError(variable: "LOG_LEVEL", reason: "'\(level)' is not one of \(known)")
             }
             self.logLevel = parsed
+        }
+        if let timeout = value("SHUTDOWN_TIMEOUT") {
+            guard let seconds = Int(timeout), seconds >= 0 else {
+                throw ConfigurationError(variable: "SHUTDOWN_TIMEOUT", reason: "'\(timeout)' is not a number of seconds")
+            }
+            self.shutdownTimeoutSeconds = seconds
         }
         if let proxies = value("TRUSTED_PROXIES") {
             self.trustedProxies = try proxies.split(separator: ",").map { entry throws(ConfigurationError) in
