@@ -98,6 +98,21 @@ enum FileIO {
         return identity
     }
 
+    /// Deletes temp files that `writeAtomically` left beside `path` when its process died mid-write
+    /// (their names carry the writer's PID; a live writer's files are left alone).
+    static func removeStaleTemporaryFiles(besides path: String) {
+        let directory = (path as NSString).deletingLastPathComponent
+        let directoryPath = directory.isEmpty ? "." : directory
+        let prefix = ".\((path as NSString).lastPathComponent).tmp-"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directoryPath) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            guard let pid = name.dropFirst(prefix.count).split(separator: "-").first.flatMap({ Int32($0) }) else { continue }
+            if kill(pid, 0) != 0, errno == ESRCH {
+                unlink(directoryPath + "/" + name)
+            }
+        }
+    }
+
     /// Runs `body` holding an exclusive `flock` on `path` (a lock file that is never deleted: deleting
     /// it would let two writers lock two different files; the kernel drops the lock if the process dies).
     /// Waits up to `timeoutMilliseconds` for the lock, then throws `StoreError.unavailable`.

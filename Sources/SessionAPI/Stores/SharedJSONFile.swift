@@ -40,7 +40,10 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
         self.threadPool = threadPool
         self.lockTimeoutMilliseconds = lockTimeoutMilliseconds
         self.cache = Mutex(Snapshot(records: [:], identity: nil))
-        try await threadPool.runIfActive { [self] in _ = try self.currentSnapshot() }
+        try await threadPool.runIfActive { [self] in
+            FileIO.removeStaleTemporaryFiles(besides: self.path)
+            _ = try self.currentSnapshot()
+        }
     }
 
     /// Runs `body` on the current records (re-read first if another process changed the file).

@@ -1,0 +1,138 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import Synchronization
+import Testing
+
+/// Several real processes sharing one `.db_User.json`: one consistent store, nothing lost on kill -9.
+@Suite(.serialized) struct CrossProcessTests {
+    static let jsonHeaders: HTTPFields = [.contentType: "application/json"]
+
+    static func createBody(_ email: String) -> ByteBuffer {
+        ByteBuffer(string: #"{"email": "\#(email)", "password": "pw"}"#)
+    }
+
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("session-api-xproc-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    static func usersInFile(_ directory: URL) throws -> [String: [String: Any]] {
+        let data = try Data(contentsOf: directory.appendingPathComponent(".db_User.json"))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: [String: Any]])
+    }
+
+    @Test func fourProcessesCreatingAtOnceEndWithEveryUser() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let environment = ["DATA_DIR": directory.path, "PASSWORD_HASH_COST": "4"]
+        var servers: [ServerProcess] = []
+        defer { for server in servers { server.terminate() } }
+        for _ in 0..<4 { servers.append(try await ServerProcess(environment: environment)) }
+
+        // 4 processes x 100 users, 4 connections per process, all at once.
+        let created = try await withThrowingTaskGroup(of: Int.self) { group in
+            for (index, server) in servers.enumerated() {
+                for worker in 0..<4 {
+                    group.addTask {
+                        try await server.withClient { client in
+                            var count = 0
+                            for n in 0..<25 {
+                                let email = "p\(index)-w\(worker)-\(n)@example.com"
+                                let response = try await client.post("/api/v1/users", headers: Self.jsonHeaders, body: Self.createBody(email))
+                                if response.status == .created { count += 1 }
+                            }
+                            return count
+                        }
+                    }
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(created == 400)
+        #expect(try Self.usersInFile(directory).count == 400)
+        // Every process sees the others' writes on its next read.
+        for server in servers {
+            let stats = try await server.withClient { try await $0.get("/api/v1/stats") }
+            #expect(stats.body.map { String(buffer: $0) } == #"{"users":400}"#)
+        }
+        // One email, one account, across processes: the same email sent to all four at once.
+        let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+            for server in servers {
+                group.addTask {
+                    try await server.withClient {
+                        try await $0.post("/api/v1/users", headers: Self.jsonHeaders, body: Self.createBody("Same@Example.com")).status
+                    }
+                }
+            }
+            return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+        }
+        #expect(statuses.filter { $0 == .created }.count == 1)
+        #expect(statuses.filter { $0 == .conflict }.count == 3)
+        #expect(try Self.usersInFile(directory).count == 401)
+    }
+
+    @Test func writerKilledMidwayLeavesAValidFileWithEveryCreatedUser() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = try await ServerProcess(environment: ["DATA_DIR": directory.path, "PASSWORD_HASH_COST": "4"])
+        defer { server.kill9() }
+        let confirmed = ConfirmedIDs()
+
+        // 8 writers create users until the server dies under them; kill -9 once 150 creates are confirmed.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    try? await server.withClient { client in
+                        for n in 0..<10_000 {
+                            let response = try await client.post(
+                                "/api/v1/users",
+                                headers: Self.jsonHeaders,
+                                body: Self.createBody("w\(worker)-\(n)@example.com")
+                            )
+                            guard response.status == .created, let body = response.body,
+                                let json = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+                                let id = json["id"] as? String
+                            else { continue }
+                            confirmed.add(id)
+                        }
+                    }
+                }
+            }
+            group.addTask {
+                let deadline = ContinuousClock.now + .seconds(60)
+                while confirmed.count < 150, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                server.kill9()
+            }
+            try await group.waitForAll()
+        }
+
+        let ids = confirmed.all
+        #expect(ids.count >= 150)
+        let users = try Self.usersInFile(directory)
+        let missing = ids.subtracting(users.keys)
+        #expect(missing.isEmpty, "users answered 201 but absent from the file: \(missing)")
+
+        // A new process opens the file and serves every one of them.
+        let restarted = try await ServerProcess(environment: ["DATA_DIR": directory.path, "PASSWORD_HASH_COST": "4"])
+        defer { restarted.terminate() }
+        let stats = try await restarted.withClient { try await $0.get("/api/v1/stats") }
+        #expect(stats.status == .ok)
+        #expect(stats.body.map { String(buffer: $0) } == #"{"users":\#(users.count)}"#)
+        // and clears any temp file the killed writer left behind.
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains(".tmp-") }
+        #expect(leftovers.isEmpty)
+    }
+}
+
+/// IDs of users whose create answered 201, collected from several tasks.
+final class ConfirmedIDs: Sendable {
+    private let ids = Mutex<Set<String>>([])
+    func add(_ id: String) { self.ids.withLock { _ = $0.insert(id) } }
+    var count: Int { self.ids.withLock { $0.count } }
+    var all: Set<String> { self.ids.withLock { $0 } }
+}
