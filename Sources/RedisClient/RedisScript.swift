@@ -1,0 +1,16 @@
+/// A Lua script run with ``RedisClient/evalsha(_:keys:arguments:)``: its source and the SHA-1 Redis names it by.
+///
+/// Create scripts once (for example as `static let`) and reuse them; `EVALSHA` sends only the 40-character digest.
+public struct RedisScript: Sendable, Hashable {
+    /// The Lua source.
+    public let source: String
+    /// The SHA-1 of ``source`` in lowercase hex, as `SCRIPT LOAD` returns it.
+    public let sha1: String
+
+    /// Creates a script and computes its SHA-1.
+    /// - Parameter source: The Lua source.
+    public init(_ source: String) {
+        self.source = source
+        self.sha1 = SHA1.hexDigest(source.utf8)
+    }
+}
