@@ -43,9 +43,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // POSIX primitives of the JSON-file stores: atomic replace, flock, change detection.
+        .target(
+            name: "AtomicFile",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "SessionAPI",
             dependencies: [
+                "AtomicFile",
                 "RedisClient",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

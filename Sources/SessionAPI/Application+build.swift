@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import NIOCore
+import RedisClient
 import ServiceLifecycle
 
 /// The stores behind the API, chosen once from the configuration, plus the services they need running.
@@ -16,10 +17,36 @@ package struct AppStores: Sendable {
         self.services = services
     }
 
-    /// Opens the stores `configuration` names.
+    /// Opens the stores `configuration` names. Nothing here needs Redis to be up: a Redis client is
+    /// returned in `services`, to be run by the application (or by `withStores`), and connects by itself.
     /// - Throws: `StoreError` when a data file is unreadable, `ConfigurationError` for an unusable setting.
     package static func open(_ configuration: AppConfiguration, logger: Logger) async throws -> AppStores {
-        let users = try await JSONFileUserStore(directory: configuration.dataDirectory)
+        var services: [any Service] = []
+        var redis: RedisClient?
+        if let url = configuration.redisURL, configuration.userStore == .redis || configuration.authType == .sessionRedisAuth {
+            var redisConfiguration: RedisClientConfiguration
+            do {
+                redisConfiguration = try RedisClientConfiguration(url: url)
+            } catch {
+                throw ConfigurationError(variable: "REDIS_URL", reason: error.message)
+            }
+            redisConfiguration.commandTimeout = .milliseconds(configuration.redisCommandTimeoutMilliseconds)
+            var redisLogger = logger
+            redisLogger[metadataKey: "redis"] = .string("\(redisConfiguration)")
+            let client = RedisClient(configuration: redisConfiguration, logger: redisLogger)
+            services.append(client)
+            redis = client
+        }
+        let keys = RedisKeys(prefix: configuration.redisPrefix)
+
+        let users: any UserStore
+        switch (configuration.userStore, redis) {
+        case (.redis, let client?):
+            users = RedisUserStore(client: client, keys: keys)
+        default:
+            users = try await JSONFileUserStore(directory: configuration.dataDirectory)
+        }
+
         let expiry = SessionExpiry(duration: configuration.sessionDuration)
         let sessions: (any SessionStore)?
         switch configuration.authType {
@@ -32,9 +59,35 @@ package struct AppStores: Sendable {
         case .sessionDBAuth:
             sessions = try await JSONFileSessionStore(directory: configuration.dataDirectory, expiry: expiry)
         case .sessionRedisAuth:
-            throw ConfigurationError(variable: "AUTH_TYPE", reason: "session_redis_auth is not available yet")
+            guard let redis else { throw ConfigurationError(variable: "AUTH_TYPE", reason: "'session_redis_auth' needs REDIS_URL") }
+            sessions = RedisSessionStore(
+                client: redis,
+                keys: keys,
+                duration: configuration.sessionDuration,
+                idleTimeout: configuration.sessionIdleTimeout
+            )
         }
-        return AppStores(users: users, sessions: sessions)
+        return AppStores(users: users, sessions: sessions, services: services)
+    }
+
+    /// Opens the stores, runs their services (the Redis client) around `body`, then stops them.
+    /// For commands and tests; the server runs the services as part of the application instead.
+    package static func withStores<T: Sendable>(
+        _ configuration: AppConfiguration,
+        logger: Logger,
+        _ body: @escaping @Sendable (AppStores) async throws -> T
+    ) async throws -> T {
+        let stores = try await AppStores.open(configuration, logger: logger)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            for service in stores.services {
+                group.addTask {
+                    try await service.run()
+                    return nil
+                }
+            }
+            defer { group.cancelAll() }
+            return try await body(stores)
+        }
     }
 }
 

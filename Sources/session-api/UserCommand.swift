@@ -33,15 +33,17 @@ struct UserCommand: AsyncParsableCommand {
             var logger = Logger(label: "session-api")
             logger.logLevel = .warning
             do {
-                let stores = try await AppStores.open(configuration, logger: logger)
-                let user = try await UserAdministration.createUser(
-                    email: self.email,
-                    password: self.password,
-                    firstName: self.firstName,
-                    lastName: self.lastName,
-                    stores: stores,
-                    hasher: PasswordHasher(cost: configuration.passwordHashCost)
-                )
+                let (email, password, firstName, lastName) = (self.email, self.password, self.firstName, self.lastName)
+                let user = try await AppStores.withStores(configuration, logger: logger) { stores in
+                    try await UserAdministration.createUser(
+                        email: email,
+                        password: password,
+                        firstName: firstName,
+                        lastName: lastName,
+                        stores: stores,
+                        hasher: PasswordHasher(cost: configuration.passwordHashCost)
+                    )
+                }
                 print(try UserResponse(user).jsonString())
             } catch let error as StoreError where error.code == .duplicateEmail {
                 throw CommandFailure("a user with email \(self.email) already exists")

@@ -26,15 +26,16 @@ package struct SessionController: Sendable {
             context.logger.info("login refused: wrong password", metadata: ["login_user_id": .string(user.id)])
             throw APIError(.unauthorized, message: "wrong password")
         }
-        // A login always starts a fresh session; the one the client still carried is revoked.
-        if let previous = Authenticator.sessionID(request, cookieName: self.cookieName) {
-            _ = try await self.sessions.deleteSession(sessionID: previous)
-        }
         let metadata = SessionMetadata(
             ip: self.clientAddress.address(of: request, context: context),
             userAgent: request.headers[.userAgent].map { String($0.prefix(256)) }
         )
-        let sessionID = try await self.sessions.createSession(userID: user.id, metadata: metadata)
+        // A login always starts a fresh session; the one the client still carried is revoked with it.
+        let sessionID = try await self.sessions.createSession(
+            userID: user.id,
+            metadata: metadata,
+            replacing: Authenticator.sessionID(request, cookieName: self.cookieName)
+        )
         context.logger.info("logged in", metadata: ["login_user_id": .string(user.id)])
         var response = try JSONResponse.encode(UserResponse(user))
         response.setCookie(

@@ -49,7 +49,7 @@ package struct JSONFileSessionStore: SessionStore {
         self.expiry = expiry
     }
 
-    package func createSession(userID: String, metadata: SessionMetadata) async throws -> String {
+    package func createSession(userID: String, metadata: SessionMetadata, replacing previousSessionID: String?) async throws -> String {
         let sessionID = SessionID.generate()
         let now = Timestamp.string(epochSeconds: self.expiry.now())
         let record = UserSessionRecord(id: SessionID.generate(), userID: userID, sessionID: sessionID, createdAt: now, updatedAt: now)
@@ -57,6 +57,9 @@ package struct JSONFileSessionStore: SessionStore {
         try await self.file.write { records in
             if expiry.duration > 0 {
                 records = records.filter { !Self.isExpired($0.value, expiry) }
+            }
+            if let previousSessionID {
+                records = records.filter { $0.value.sessionID != previousSessionID }
             }
             records[record.id] = record
             return (true, ())

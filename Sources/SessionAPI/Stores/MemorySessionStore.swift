@@ -15,13 +15,14 @@ package final class MemorySessionStore: SessionStore {
         self.expiry = expiry
     }
 
-    package func createSession(userID: String, metadata: SessionMetadata) async throws -> String {
+    package func createSession(userID: String, metadata: SessionMetadata, replacing previousSessionID: String?) async throws -> String {
         let sessionID = SessionID.generate()
         let entry = Entry(userID: userID, createdAt: self.expiry.now())
         self.sessions.withLock { sessions in
             if self.expiry.duration > 0 {
                 sessions = sessions.filter { !self.expiry.isExpired(createdAt: $0.value.createdAt) }
             }
+            if let previousSessionID { sessions[previousSessionID] = nil }
             sessions[sessionID] = entry
         }
         return sessionID

@@ -14,8 +14,9 @@ package struct SessionMetadata: Sendable, Equatable {
 /// Implementations: `MemorySessionStore`, `JSONFileSessionStore`, `RedisSessionStore`.
 /// Callers pass only well-formed session IDs (see `SessionID.isWellFormed`).
 package protocol SessionStore: Sendable {
-    /// Starts a session for `userID` and returns its new, random ID.
-    func createSession(userID: String, metadata: SessionMetadata) async throws -> String
+    /// Starts a session for `userID` and returns its new, random ID; in the same atomic step, ends the
+    /// session `previousSessionID` (the one the logging-in client still carried), if any.
+    func createSession(userID: String, metadata: SessionMetadata, replacing previousSessionID: String?) async throws -> String
     /// The user of a live session; `nil` when the session is unknown or expired.
     func userID(sessionID: String) async throws -> String?
     /// Ends a session; `false` when there was none.

@@ -1,3 +1,4 @@
+import AtomicFile
 import Foundation
 import NIOPosix
 import Synchronization
@@ -42,14 +43,14 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
         self.cache = Mutex(Snapshot(records: [:], identity: nil))
         try await threadPool.runIfActive { [self] in
             FileIO.removeStaleTemporaryFiles(besides: self.path)
-            _ = try self.currentSnapshot()
+            _ = try Self.unavailableOnFailure { try self.currentSnapshot() }
         }
     }
 
     /// Runs `body` on the current records (re-read first if another process changed the file).
     package func read<T: Sendable>(_ body: @escaping @Sendable ([String: Record]) throws -> T) async throws -> T {
         try await self.threadPool.runIfActive { [self] in
-            try body(try self.currentSnapshot().records)
+            try body(try Self.unavailableOnFailure { try self.currentSnapshot() }.records)
         }
     }
 
@@ -59,23 +60,34 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
     /// If `body` throws, nothing is written and the error is rethrown.
     package func write<T: Sendable>(_ body: @escaping @Sendable (inout [String: Record]) throws -> (changed: Bool, result: T)) async throws -> T {
         try await self.threadPool.runIfActive { [self] in
-            try self.writer.withLock { _ in
-                try FileIO.withExclusiveLock(path: self.lockPath, timeoutMilliseconds: self.lockTimeoutMilliseconds) {
-                    var records = try self.currentSnapshot().records
-                    let (changed, result) = try body(&records)
-                    if changed {
-                        let identity = try FileIO.writeAtomically(try Self.encode(records, path: self.path), to: self.path)
-                        self.cache.withLock { $0 = Snapshot(records: records, identity: identity) }
+            try Self.unavailableOnFailure {
+                try self.writer.withLock { _ in
+                    try FileIO.withExclusiveLock(path: self.lockPath, timeoutMilliseconds: self.lockTimeoutMilliseconds) {
+                        var records = try self.currentSnapshot().records
+                        let (changed, result) = try body(&records)
+                        if changed {
+                            let identity = try FileIO.writeAtomically(try Self.encode(records, path: self.path), to: self.path)
+                            self.cache.withLock { $0 = Snapshot(records: records, identity: identity) }
+                        }
+                        return result
                     }
-                    return result
                 }
             }
         }
     }
 
+    /// File-system failures become `StoreError.unavailable` (the API answers 503); other errors pass.
+    private static func unavailableOnFailure<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as FileIOError {
+            throw StoreError(.unavailable, error.description)
+        }
+    }
+
     /// Throws when the file cannot be read (for `/readyz`).
     package func checkReadable() async throws {
-        try await self.threadPool.runIfActive { [self] in _ = try self.currentSnapshot() }
+        try await self.threadPool.runIfActive { [self] in _ = try Self.unavailableOnFailure { try self.currentSnapshot() } }
     }
 
     // MARK: - File I/O (thread pool only)

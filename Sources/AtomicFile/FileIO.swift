@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// What tells one version of a file from another: a rename gives a new inode, a rewrite a new size or mtime.
-struct FileIdentity: Equatable, Sendable {
+package struct FileIdentity: Equatable, Sendable {
     let device: UInt64
     let inode: UInt64
     let size: Int64
@@ -21,29 +21,39 @@ struct FileIdentity: Equatable, Sendable {
     }
 }
 
+/// A failed file operation; `description` names the file and the system's reason.
+package struct FileIOError: Error, CustomStringConvertible {
+    package let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}
+
 /// Blocking POSIX file operations for the JSON stores. Call them on a thread pool only.
-enum FileIO {
+/// (A module of its own: it must not see NIO's C module, which claims `struct stat` for itself.)
+package enum FileIO {
     /// The identity of the file at `path`, `nil` when there is none.
-    static func identity(of path: String) throws -> FileIdentity? {
+    package static func identity(of path: String) throws -> FileIdentity? {
         var info = Glibc.stat()
         guard stat(path, &info) == 0 else {
             if errno == ENOENT { return nil }
-            throw StoreError(.unavailable, "cannot stat \(path): \(errorText())")
+            throw FileIOError("cannot stat \(path): \(errorText())")
         }
         return FileIdentity(info)
     }
 
     /// The whole file and the identity of what was read; an absent file reads as `{}`.
-    static func readWholeFile(_ path: String) throws -> (bytes: [UInt8], identity: FileIdentity?) {
+    package static func readWholeFile(_ path: String) throws -> (bytes: [UInt8], identity: FileIdentity?) {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             if errno == ENOENT { return (Array("{}".utf8), nil) }
-            throw StoreError(.unavailable, "cannot open \(path): \(errorText())")
+            throw FileIOError("cannot open \(path): \(errorText())")
         }
         defer { close(descriptor) }
         var info = Glibc.stat()
         guard fstat(descriptor, &info) == 0 else {
-            throw StoreError(.unavailable, "cannot stat \(path): \(errorText())")
+            throw FileIOError("cannot stat \(path): \(errorText())")
         }
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         var offset = 0
@@ -52,7 +62,7 @@ enum FileIO {
                 read(descriptor, buffer.baseAddress.map { $0 + offset }, buffer.count - offset)
             }
             if count < 0, errno == EINTR { continue }
-            guard count > 0 else { throw StoreError(.unavailable, "cannot read \(path): \(errorText())") }
+            guard count > 0 else { throw FileIOError("cannot read \(path): \(errorText())") }
             offset += count
         }
         return (bytes, FileIdentity(info))
@@ -60,13 +70,13 @@ enum FileIO {
 
     /// Writes `data` to a temp file beside `path`, fsyncs it, renames it over `path` and fsyncs the
     /// directory: a crash leaves the old file or the new one, never a torn one. Returns the new identity.
-    static func writeAtomically(_ data: Data, to path: String) throws -> FileIdentity {
+    package static func writeAtomically(_ data: Data, to path: String) throws -> FileIdentity {
         let directory = (path as NSString).deletingLastPathComponent
         let directoryPath = directory.isEmpty ? "." : directory
         let name = (path as NSString).lastPathComponent
         let temporary = directoryPath + "/.\(name).tmp-\(getpid())-\(UInt32.random(in: .min ... .max))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw StoreError(.unavailable, "cannot create \(temporary): \(errorText())") }
+        guard descriptor >= 0 else { throw FileIOError("cannot create \(temporary): \(errorText())") }
         var renamed = false
         defer { if !renamed { unlink(temporary) } }
         let identity: FileIdentity
@@ -77,17 +87,17 @@ enum FileIO {
                 while offset < buffer.count {
                     let count = write(descriptor, buffer.baseAddress.map { $0 + offset }, buffer.count - offset)
                     if count < 0, errno == EINTR { continue }
-                    guard count > 0 else { throw StoreError(.unavailable, "cannot write \(temporary): \(errorText())") }
+                    guard count > 0 else { throw FileIOError("cannot write \(temporary): \(errorText())") }
                     offset += count
                 }
             }
-            guard fsync(descriptor) == 0 else { throw StoreError(.unavailable, "cannot fsync \(temporary): \(errorText())") }
+            guard fsync(descriptor) == 0 else { throw FileIOError("cannot fsync \(temporary): \(errorText())") }
             var info = Glibc.stat()
-            guard fstat(descriptor, &info) == 0 else { throw StoreError(.unavailable, "cannot stat \(temporary): \(errorText())") }
+            guard fstat(descriptor, &info) == 0 else { throw FileIOError("cannot stat \(temporary): \(errorText())") }
             identity = FileIdentity(info)
         }
         guard rename(temporary, path) == 0 else {
-            throw StoreError(.unavailable, "cannot rename \(temporary) to \(path): \(errorText())")
+            throw FileIOError("cannot rename \(temporary) to \(path): \(errorText())")
         }
         renamed = true
         let directoryDescriptor = open(directoryPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -100,7 +110,7 @@ enum FileIO {
 
     /// Deletes temp files that `writeAtomically` left beside `path` when its process died mid-write
     /// (their names carry the writer's PID; a live writer's files are left alone).
-    static func removeStaleTemporaryFiles(besides path: String) {
+    package static func removeStaleTemporaryFiles(besides path: String) {
         let directory = (path as NSString).deletingLastPathComponent
         let directoryPath = directory.isEmpty ? "." : directory
         let prefix = ".\((path as NSString).lastPathComponent).tmp-"
@@ -115,11 +125,11 @@ enum FileIO {
 
     /// Runs `body` holding an exclusive `flock` on `path` (a lock file that is never deleted: deleting
     /// it would let two writers lock two different files; the kernel drops the lock if the process dies).
-    /// Waits up to `timeoutMilliseconds` for the lock, then throws `StoreError.unavailable`.
-    static func withExclusiveLock<T>(path: String, timeoutMilliseconds: Int, _ body: () throws -> T) throws -> T {
+    /// Waits up to `timeoutMilliseconds` for the lock, then throws `FileIOError`.
+    package static func withExclusiveLock<T>(path: String, timeoutMilliseconds: Int, _ body: () throws -> T) throws -> T {
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
-            throw StoreError(.unavailable, "cannot open lock file \(path): \(errorText())")
+            throw FileIOError("cannot open lock file \(path): \(errorText())")
         }
         // Closing the descriptor releases the lock.
         defer { close(descriptor) }
@@ -130,10 +140,10 @@ enum FileIO {
         while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
             let error = errno
             guard error == EWOULDBLOCK || error == EINTR else {
-                throw StoreError(.unavailable, "cannot lock \(path): \(String(cString: strerror(error)))")
+                throw FileIOError("cannot lock \(path): \(String(cString: strerror(error)))")
             }
             guard waitedMicroseconds < timeoutMilliseconds * 1000 else {
-                throw StoreError(.unavailable, "timed out waiting for the lock on \(path)")
+                throw FileIOError("timed out waiting for the lock on \(path)")
             }
             usleep(pause)
             waitedMicroseconds += Int(pause)

@@ -1,0 +1,35 @@
+import Crypto
+
+/// The Redis key layout (see README, "Redis keys"). Every key starts with the configured prefix, so
+/// `SCAN MATCH <prefix>*` finds everything of one deployment.
+package struct RedisKeys: Sendable {
+    package let prefix: String
+
+    package init(prefix: String) {
+        self.prefix = prefix
+    }
+
+    /// `<prefix>session:<sha256 hex of the session id>`: a hash, with the session's remaining lifetime as TTL.
+    /// The ID itself is never stored, so a dump or a replica holds no usable cookie.
+    package func session(hash: String) -> String { self.prefix + "session:" + hash }
+    /// `<prefix>user-sessions:<user id>`: a sorted set of session hashes scored by expiry (epoch seconds).
+    package func userSessions(userID: String) -> String { self.prefix + "user-sessions:" + userID }
+    /// `<prefix>user:<user id>`: a hash with the user's fields.
+    package func user(id: String) -> String { self.prefix + "user:" + id }
+    /// `<prefix>user-email:<lowercased email>`: the user id; set with NX, so one email is one account.
+    package func userEmail(normalizedEmail: String) -> String { self.prefix + "user-email:" + normalizedEmail }
+    /// `<prefix>users`: the set of every user id.
+    package var users: String { self.prefix + "users" }
+
+    /// The SHA-256 (lower-case hex) of a session ID: what Redis keys sessions by.
+    package static func sessionHash(_ sessionID: String) -> String {
+        let hex = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(64)
+        for byte in SHA256.hash(data: Array(sessionID.utf8)) {
+            text.append(hex[Int(byte >> 4)])
+            text.append(hex[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}

@@ -1,0 +1,155 @@
+import RedisClient
+
+/// Sessions in Redis (`session_redis_auth`): no process keeps any session state, so every process
+/// pointed at the same Redis serves the same logged-in users.
+///
+/// A session is the hash `<prefix>session:<sha256(id)>` (`user_id`, `created_at`, `expires_at`,
+/// `expires_at_unix`, `ip`, `user_agent`) whose TTL is the time left, plus an entry in the user's sorted
+/// set `<prefix>user-sessions:<user id>` scored by its absolute expiry. Every change is one Lua script,
+/// so a crash can never leave half of one.
+package struct RedisSessionStore: SessionStore {
+    private let client: RedisClient
+    private let keys: RedisKeys
+    /// Absolute lifetime in seconds; `<= 0`: no expiry.
+    private let duration: Int
+    /// Sliding idle timeout in seconds, or `nil`.
+    private let idleTimeout: Int?
+    private let now: @Sendable () -> Int
+
+    package init(client: RedisClient, keys: RedisKeys, duration: Int, idleTimeout: Int?, now: @escaping @Sendable () -> Int = { Timestamp.now() }) {
+        self.client = client
+        self.keys = keys
+        self.duration = duration
+        self.idleTimeout = idleTimeout
+        self.now = now
+    }
+
+    package func createSession(userID: String, metadata: SessionMetadata, replacing previousSessionID: String?) async throws -> String {
+        let sessionID = SessionID.generate()
+        let hash = RedisKeys.sessionHash(sessionID)
+        let now = self.now()
+        let expiresAt = self.duration > 0 ? now + self.duration : 0
+        var ttl = self.duration > 0 ? self.duration : 0
+        if let idle = self.idleTimeout, ttl == 0 || idle < ttl { ttl = idle }
+        try await StoreError.mappingRedisErrors {
+            try await self.client.evalsha(
+                Self.createScript,
+                keys: [self.keys.session(hash: hash), self.keys.userSessions(userID: userID)],
+                arguments: [
+                    RedisArgument(hash), RedisArgument(userID), RedisArgument(Timestamp.string(epochSeconds: now)),
+                    RedisArgument(expiresAt > 0 ? Timestamp.string(epochSeconds: expiresAt) : ""), RedisArgument(expiresAt),
+                    RedisArgument(metadata.ip ?? ""), RedisArgument(metadata.userAgent ?? ""), RedisArgument(ttl), RedisArgument(now),
+                    RedisArgument(previousSessionID.map(RedisKeys.sessionHash) ?? ""), RedisArgument(self.keys.prefix),
+                ]
+            )
+        }
+        return sessionID
+    }
+
+    /// One `HGET` without an idle timeout; with one, a script that also slides the TTL.
+    package func userID(sessionID: String) async throws -> String? {
+        let key = self.keys.session(hash: RedisKeys.sessionHash(sessionID))
+        return try await StoreError.mappingRedisErrors {
+            if let idle = self.idleTimeout {
+                let reply = try await self.client.evalsha(Self.touchScript, keys: [key], arguments: [RedisArgument(idle), RedisArgument(self.now())])
+                return reply.string
+            }
+            return try await self.client.hget(key, field: "user_id").map { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+
+    package func deleteSession(sessionID: String) async throws -> Bool {
+        let hash = RedisKeys.sessionHash(sessionID)
+        let reply = try await StoreError.mappingRedisErrors {
+            try await self.client.evalsha(
+                Self.deleteScript,
+                keys: [self.keys.session(hash: hash)],
+                arguments: [RedisArgument(hash), RedisArgument(self.keys.prefix)]
+            )
+        }
+        return reply.int64 == 1
+    }
+
+    package func deleteSessions(userID: String) async throws {
+        try await StoreError.mappingRedisErrors {
+            try await self.client.evalsha(
+                Self.deleteAllScript,
+                keys: [self.keys.userSessions(userID: userID)],
+                arguments: [RedisArgument(self.keys.prefix)]
+            )
+        }
+    }
+
+    package func checkReady() async throws {
+        _ = try await StoreError.mappingRedisErrors { try await self.client.ping() }
+    }
+
+    // MARK: - Scripts
+
+    /// KEYS: session, user-sessions. ARGV: hash, user_id, created_at, expires_at, expires_at_unix (0: never),
+    /// ip, user_agent, ttl (0: none), now, previous session hash ('' for none), prefix.
+    /// Revokes the previous session, writes the new one, prunes the user's expired index entries, indexes
+    /// the new one, and keeps the index alive as long as its longest session.
+    static let createScript = RedisScript(
+        """
+        if ARGV[10] ~= '' then
+          local previous = ARGV[11] .. 'session:' .. ARGV[10]
+          local owner = redis.call('HGET', previous, 'user_id')
+          if owner then
+            redis.call('DEL', previous)
+            redis.call('ZREM', ARGV[11] .. 'user-sessions:' .. owner, ARGV[10])
+          end
+        end
+        redis.call('HSET', KEYS[1], 'user_id', ARGV[2], 'created_at', ARGV[3], 'expires_at', ARGV[4],
+          'expires_at_unix', ARGV[5], 'ip', ARGV[6], 'user_agent', ARGV[7])
+        local ttl = tonumber(ARGV[8])
+        if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+        local now = tonumber(ARGV[9])
+        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
+        local expires = tonumber(ARGV[5])
+        if expires > 0 then redis.call('ZADD', KEYS[2], expires, ARGV[1]) else redis.call('ZADD', KEYS[2], '+inf', ARGV[1]) end
+        local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+        if last[2] == 'inf' then redis.call('PERSIST', KEYS[2]) else redis.call('EXPIREAT', KEYS[2], math.floor(tonumber(last[2])) + 1) end
+        return 1
+        """
+    )
+
+    /// KEYS: session. ARGV: idle seconds, now. Returns the user id and moves the TTL to
+    /// min(idle, time left before the absolute expiry); nil when the session is gone.
+    static let touchScript = RedisScript(
+        """
+        local fields = redis.call('HMGET', KEYS[1], 'user_id', 'expires_at_unix')
+        if not fields[1] then return false end
+        local ttl = tonumber(ARGV[1])
+        local expires = tonumber(fields[2] or '0') or 0
+        if expires > 0 then
+          local left = expires - tonumber(ARGV[2])
+          if left <= 0 then redis.call('DEL', KEYS[1]) return false end
+          if left < ttl then ttl = left end
+        end
+        redis.call('EXPIRE', KEYS[1], ttl)
+        return fields[1]
+        """
+    )
+
+    /// KEYS: session. ARGV: hash, prefix. Deletes the session and its index entry; 1 if it existed.
+    static let deleteScript = RedisScript(
+        """
+        local user = redis.call('HGET', KEYS[1], 'user_id')
+        if not user then return 0 end
+        redis.call('DEL', KEYS[1])
+        redis.call('ZREM', ARGV[2] .. 'user-sessions:' .. user, ARGV[1])
+        return 1
+        """
+    )
+
+    /// KEYS: user-sessions. ARGV: prefix. Deletes every session of the user and the index.
+    static let deleteAllScript = RedisScript(
+        """
+        local hashes = redis.call('ZRANGE', KEYS[1], 0, -1)
+        for _, hash in ipairs(hashes) do redis.call('DEL', ARGV[1] .. 'session:' .. hash) end
+        redis.call('DEL', KEYS[1])
+        return #hashes
+        """
+    )
+}
