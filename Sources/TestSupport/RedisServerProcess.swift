@@ -144,7 +144,11 @@ package final class RedisServerProcess: Sendable {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
         let argv = ([path] + arguments).map { strdup($0) }
-        defer { argv.forEach { free($0) } }
+        defer {
+            for argument in argv {
+                free(argument)
+            }
+        }
         var pid: pid_t = 0
         let result = posix_spawn(&pid, path, &fileActions, &attributes, argv + [nil], environ)
         guard result == 0 else {

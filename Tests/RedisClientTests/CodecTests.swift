@@ -60,7 +60,10 @@ import Testing
     /// Replies of every type, back to back, with the values they decode to.
     static let stream: [(String, RESPValue)] = [
         ("+OK\r\n", .simpleString("OK")),
-        ("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n", .error("WRONGTYPE Operation against a key holding the wrong kind of value")),
+        (
+            "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+            .error("WRONGTYPE Operation against a key holding the wrong kind of value")
+        ),
         (":-42\r\n", .integer(-42)),
         (":9223372036854775807\r\n", .integer(.max)),
         ("$5\r\nhello\r\n", .bulkString(Array("hello".utf8))),

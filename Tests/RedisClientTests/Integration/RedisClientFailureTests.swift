@@ -140,7 +140,10 @@ import Testing
 
     @Test func aClientThatIsNotRunningFailsAfterTheConnectTimeout() async throws {
         try await withRedisServer { server in
-            let client = RedisClient(configuration: Integration.configuration(for: server) { $0.connectTimeout = .milliseconds(200) }, logger: Integration.logger)
+            let client = RedisClient(
+                configuration: Integration.configuration(for: server) { $0.connectTimeout = .milliseconds(200) },
+                logger: Integration.logger
+            )
             let clock = ContinuousClock()
             let start = clock.now
             let error = await Integration.errorOf { try await client.ping() }
