@@ -3,6 +3,11 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+// Glibc's module map does not own `struct stat`; NIO's CNIOLinux includes <sys/stat.h> textually, so with
+// MemberImportVisibility the fields of `stat` are attributed to it (swiftlang/swift#85427).
+#if canImport(CNIOLinux)
+import CNIOLinux
+#endif
 
 /// What tells one version of a file from another: a rename gives a new inode, a rewrite a new size or mtime.
 struct FileIdentity: Equatable, Sendable {
