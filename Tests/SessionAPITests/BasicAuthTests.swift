@@ -32,6 +32,15 @@ import Testing
         }
     }
 
+    @Test func longestPasswordIsNoPrefixMatch() async throws {
+        try await TestApp.run(.basicAuth) { app, client in
+            let password = String(repeating: "p", count: PasswordHasher.maximumPasswordBytes)
+            try await app.seedUser(password: password)
+            #expect(try await client.me(headers: .basic("bob@example.com", password)).status == .ok)
+            expectError(try await client.me(headers: .basic("bob@example.com", password + "x")), .forbidden, "Forbidden")
+        }
+    }
+
     @Test func noHeaderIs401() async throws {
         try await TestApp.run(.basicAuth) { app, client in
             try await app.seedUser()

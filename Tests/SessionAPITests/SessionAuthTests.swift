@@ -78,6 +78,18 @@ import Testing
         }
     }
 
+    @Test func bcryptsSeventyTwoByteLimitIsNoPrefixMatch() async throws {
+        try await TestApp.run(.sessionAuth) { app, client in
+            // bcrypt reads 72 bytes: the longest password accepted must not also accept itself plus a suffix.
+            let password = String(repeating: "p", count: PasswordHasher.maximumPasswordBytes)
+            try await app.seedUser(password: password)
+            _ = try await client.login(password: password)
+            let longer = try await client.loginForm(email: "bob@example.com", password: password + "suffix")
+            expectError(longer, .unauthorized, "wrong password")
+            #expect(longer.headers[values: .setCookie].isEmpty)
+        }
+    }
+
     struct LoginError: Sendable, CustomTestStringConvertible {
         let email: String?
         let password: String?

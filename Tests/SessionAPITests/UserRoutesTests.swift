@@ -95,6 +95,18 @@ import Testing
         }
     }
 
+    @Test func tooLongPasswordOrEmailIs400() async throws {
+        try await TestApp.run(nil) { _, client in
+            // bcrypt reads 72 bytes; a longer password is refused rather than silently truncated.
+            let longest = String(repeating: "p", count: PasswordHasher.maximumPasswordBytes)
+            try expectSomeError(try await client.createUser(email: "a@example.com", password: longest + "p"), .badRequest)
+            try expectSomeError(try await client.createUser(email: "b@example.com", password: String(repeating: "\u{E9}", count: 37)), .badRequest)
+            try expectSomeError(try await client.createUser(email: String(repeating: "e", count: 400) + "@example.com", password: "pw"), .badRequest)
+            #expect(try await client.stats().text == #"{"users":0}"#)
+            #expect(try await client.createUser(email: "c@example.com", password: longest).status == .created)
+        }
+    }
+
     @Test(arguments: ["bob@example.com", "BOB@example.com", "Bob@Example.COM"])
     func duplicateEmailIs409IgnoringCase(second: String) async throws {
         try await TestApp.run(nil) { _, client in
