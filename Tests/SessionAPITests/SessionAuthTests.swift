@@ -177,6 +177,23 @@ import Testing
         }
     }
 
+    @Test(arguments: sessionModes)
+    func concurrentLoginsAllGetValidSessions(mode: AuthType) async throws {
+        try await TestApp.run(mode) { app, client in
+            try await app.seedUser()
+            let cookies = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<16 {
+                    group.addTask { try await client.login() }
+                }
+                return try await group.reduce(into: [String]()) { $0.append($1) }
+            }
+            #expect(Set(cookies).count == 16)
+            for cookie in cookies {
+                #expect(try await client.me(headers: .cookie(cookie)).status == .ok)
+            }
+        }
+    }
+
     @Test func loginsFromTwoClientsBothWork() async throws {
         try await TestApp.run(.sessionAuth) { app, client in
             try await app.seedUser()
