@@ -44,6 +44,11 @@ import Testing
             let logout = try await client.logout(headers: .cookie(cookie))
             #expect(logout.status == .ok)
             #expect(logout.text == "{}")
+            // The browser is told to drop the cookie.
+            let cleared = try #require(logout.setCookie)
+            #expect(cleared.name == "_my_session_id")
+            #expect(cleared.value.isEmpty)
+            #expect(cleared.attributes.contains("Max-Age=0"))
             expectError(try await client.me(headers: .cookie(cookie)), .forbidden, "Forbidden")
             expectError(try await client.logout(headers: .cookie(cookie)), .forbidden, "Forbidden")
         }
