@@ -66,9 +66,9 @@ import Testing
     @Test(arguments: StoreKind.allCases)
     func createLookUpDelete(kind: StoreKind) async throws {
         try await self.withStore(kind, duration: 0, clock: ManualClock()) { store, _ in
-            let first = try await store.createSession(userID: "user-1", metadata: SessionMetadata(ip: "127.0.0.1", userAgent: "tests"))
-            let second = try await store.createSession(userID: "user-1", metadata: SessionMetadata())
-            let other = try await store.createSession(userID: "user-2", metadata: SessionMetadata())
+            let first = try await store.startSession(userID: "user-1", metadata: SessionMetadata(ip: "127.0.0.1", userAgent: "tests"))
+            let second = try await store.startSession(userID: "user-1")
+            let other = try await store.startSession(userID: "user-2")
             #expect(SessionID.isWellFormed(first))
             #expect(Set([first, second, other]).count == 3)
             #expect(try await store.userID(sessionID: first) == "user-1")
@@ -91,9 +91,9 @@ import Testing
     func sessionsExpireByTheInjectedClock(kind: StoreKind) async throws {
         let clock = ManualClock()
         try await self.withStore(kind, duration: 60, clock: clock) { store, _ in
-            let session = try await store.createSession(userID: "user-1", metadata: SessionMetadata())
+            let session = try await store.startSession(userID: "user-1")
             clock.advance(by: 30)
-            let younger = try await store.createSession(userID: "user-2", metadata: SessionMetadata())
+            let younger = try await store.startSession(userID: "user-2")
             clock.advance(by: 30)
             #expect(try await store.userID(sessionID: session) == "user-1")
             clock.advance(by: 1)
@@ -111,11 +111,11 @@ import Testing
     func durationZeroOrLessSessionsNeverExpire(kind: StoreKind, duration: Int) async throws {
         let clock = ManualClock()
         try await self.withStore(kind, duration: duration, clock: clock) { store, _ in
-            let session = try await store.createSession(userID: "user-1", metadata: SessionMetadata())
+            let session = try await store.startSession(userID: "user-1")
             clock.advance(by: 10 * 365 * 86_400)
             #expect(try await store.userID(sessionID: session) == "user-1")
             // A new session does not prune the old one either.
-            _ = try await store.createSession(userID: "user-2", metadata: SessionMetadata())
+            _ = try await store.startSession(userID: "user-2")
             #expect(try await store.userID(sessionID: session) == "user-1")
         }
     }
@@ -123,7 +123,7 @@ import Testing
     @Test func jsonFileSessionsAreInTheOriginalsFormat() async throws {
         let clock = ManualClock(1_700_000_000)
         try await self.withStore(.jsonFile, duration: 0, clock: clock) { store, directory in
-            let session = try await store.createSession(userID: "user-1", metadata: SessionMetadata())
+            let session = try await store.startSession(userID: "user-1")
             let data = try Data(contentsOf: URL(fileURLWithPath: directory + "/.db_UserSession.json"))
             let records = try #require(try JSONSerialization.jsonObject(with: data) as? [String: [String: Any]])
             #expect(records.count == 1)
@@ -140,7 +140,7 @@ import Testing
     @Test func jsonFileSessionsSurviveANewStore() async throws {
         let clock = ManualClock()
         try await self.withStore(.jsonFile, duration: 60, clock: clock) { store, directory in
-            let session = try await store.createSession(userID: "user-1", metadata: SessionMetadata())
+            let session = try await store.startSession(userID: "user-1")
             let reopened = try await JSONFileSessionStore(directory: directory, expiry: SessionExpiry(duration: 60, now: clock.now))
             #expect(try await reopened.userID(sessionID: session) == "user-1")
             clock.advance(by: 61)

@@ -10,7 +10,13 @@ struct VanishingSessionStore: SessionStore {
     let inner = MemorySessionStore(expiry: SessionExpiry(duration: 0))
 
     func createSession(userID: String, metadata: SessionMetadata) async throws -> String {
-        try await self.inner.createSession(userID: userID, metadata: metadata)
+        try await self.inner.startSession(userID: userID, metadata: metadata)
+    }
+
+    // `SessionStore` on main (the Redis work) has this form instead; with both, this file builds before and after the merge.
+    func createSession(userID: String, metadata: SessionMetadata, replacing previousSessionID: String?) async throws -> String {
+        if let previousSessionID { _ = try await self.inner.deleteSession(sessionID: previousSessionID) }
+        return try await self.inner.startSession(userID: userID, metadata: metadata)
     }
 
     func userID(sessionID: String) async throws -> String? {
@@ -31,6 +37,7 @@ struct UnavailableSessionStore: SessionStore {
     static let error = StoreError(.unavailable, "connection refused (internal detail)")
 
     func createSession(userID: String, metadata: SessionMetadata) async throws -> String { throw Self.error }
+    func createSession(userID: String, metadata: SessionMetadata, replacing previousSessionID: String?) async throws -> String { throw Self.error }
     func userID(sessionID: String) async throws -> String? { throw Self.error }
     func deleteSession(sessionID: String) async throws -> Bool { throw Self.error }
     func deleteSessions(userID: String) async throws { throw Self.error }
