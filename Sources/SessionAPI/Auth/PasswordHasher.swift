@@ -35,6 +35,8 @@ package struct PasswordHasher: Sendable {
     package func verify(_ password: String, against storedHash: String?) async throws -> Bool {
         guard let storedHash else { return false }
         if storedHash.hasPrefix("$2") {
+            // bcrypt reads only the first 72 bytes, so a longer password would match on its prefix alone.
+            guard password.utf8.count <= Self.maximumPasswordBytes else { return false }
             return try await Self.hashingPool.runIfActive { Bcrypt.verify(password, hash: storedHash) }
         }
         guard storedHash.utf8.count == 64 else { return false }

@@ -85,7 +85,8 @@ package struct AppConfiguration: Sendable {
             self.authType = type
         }
         if let name = value("SESSION_NAME") {
-            guard (try? Cookie.validated(name: name, value: "x")) != nil else {
+            // An RFC 6265 token: Hummingbird's check lets bytes over 0x7F through, so ASCII is checked here.
+            guard name.allSatisfy(\.isASCII), (try? Cookie.validated(name: name, value: "x")) != nil else {
                 throw ConfigurationError(variable: "SESSION_NAME", reason: "'\(name)' is not a valid cookie name")
             }
             self.sessionName = name

@@ -7,6 +7,10 @@ enum RequestBody {
     /// not UTF-8) is 400 "Wrong format". Bodies over the context's limit are 413.
     static func json<T: Decodable>(_ type: T.Type, from request: Request, context: AppRequestContext) async throws -> T {
         let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        // JSON text is UTF-8 (RFC 8259); the decoder only checks the strings it decodes, so check it all.
+        guard String(validating: buffer.readableBytesView, as: UTF8.self) != nil else {
+            throw APIError(.badRequest, message: "Wrong format")
+        }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch {
