@@ -11,5 +11,10 @@ echo "== swift format lint"
 swift format lint --strict -r Sources Tests Package.swift
 echo "== swift build --build-tests"
 swift build --build-tests
-echo "== swift test"
+echo "== swift test (every suite; API tests with JSON-file users and each test's own AUTH_TYPE)"
 swift test --skip-build --parallel
+# The same API suite, unchanged, against Redis sessions, then Redis sessions and Redis users.
+for backend in redis redis-users; do
+    echo "== swift test --filter SessionAPITests with SESSION_API_TEST_BACKEND=$backend"
+    SESSION_API_TEST_BACKEND=$backend swift test --skip-build --parallel --filter SessionAPITests
+done

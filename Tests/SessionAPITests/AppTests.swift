@@ -7,7 +7,7 @@ import SessionAPI
 import Testing
 
 /// The index routes, routing errors (404, 405), CORS and body limits, with auth off.
-@Suite struct AppTests {
+@Suite(.storeBackend) struct AppTests {
     @Test(arguments: ["/api/v1/status", "/api/v1/status/"])
     func status(path: String) async throws {
         try await TestApp.run(nil) { _, client in

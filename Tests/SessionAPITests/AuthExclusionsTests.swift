@@ -6,7 +6,7 @@ import SessionAPI
 import Testing
 
 /// Which paths need no authentication: trailing-slash tolerant, `*` for prefixes.
-@Suite struct AuthExclusionsTests {
+@Suite(.storeBackend) struct AuthExclusionsTests {
     @Test func entryWithSlashMatchesPathWithOrWithout() {
         let exclusions = AuthExclusions(["/api/v1/status/"])
         #expect(exclusions.isExcluded("/api/v1/status"))

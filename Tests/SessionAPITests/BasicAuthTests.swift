@@ -6,7 +6,7 @@ import SessionAPI
 import Testing
 
 /// `AUTH_TYPE=basic_auth`: `Authorization: Basic base64(email:password)` on every protected request.
-@Suite struct BasicAuthTests {
+@Suite(.storeBackend) struct BasicAuthTests {
     static let password = "H0lbertonSchool98!"
 
     @Test func validCredentials() async throws {

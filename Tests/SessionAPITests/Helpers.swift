@@ -36,6 +36,7 @@ extension AppConfiguration {
         configuration.authType = authType
         configuration.passwordHashCost = 4
         configuration.logLevel = .warning
+        TestBackend.apply(to: &configuration)
         return configuration
     }
 }

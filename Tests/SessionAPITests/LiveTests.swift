@@ -6,7 +6,7 @@ import SessionAPI
 import Testing
 
 /// The app over a real socket: what `.router` cannot show (HTTP/1 framing of cookies and headers).
-@Suite struct LiveTests {
+@Suite(.storeBackend) struct LiveTests {
     @Test func loginThenMeOverASocket() async throws {
         try await TestApp.run(.sessionAuth, setup: .live) { app, client in
             #expect(client.port != nil)

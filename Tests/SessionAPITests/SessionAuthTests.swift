@@ -6,7 +6,7 @@ import SessionAPI
 import Testing
 
 /// Login, logout and session cookies in every session mode (`session_auth` unless a test says otherwise).
-@Suite struct SessionAuthTests {
+@Suite(.storeBackend) struct SessionAuthTests {
     static let sessionModes: [AuthType] = [.sessionAuth, .sessionExpAuth, .sessionDBAuth]
 
     /// Checks a login's `Set-Cookie`: `<name>=<UUIDv4>; Path=/; HttpOnly; SameSite=Lax`, attributes in any order.

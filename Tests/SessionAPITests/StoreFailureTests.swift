@@ -38,7 +38,7 @@ struct UnavailableSessionStore: SessionStore {
 }
 
 /// What clients see when a store misbehaves: the rare 404 on logout, 503 when a store is down.
-@Suite struct StoreFailureTests {
+@Suite(.storeBackend) struct StoreFailureTests {
     /// Runs `body` against a session-auth app whose session store is `sessions`.
     func withSessions(
         _ sessions: some SessionStore,

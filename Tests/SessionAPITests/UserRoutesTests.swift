@@ -6,7 +6,7 @@ import SessionAPI
 import Testing
 
 /// `/api/v1/users`: list, show, create, update, delete, with auth off (everything open).
-@Suite struct UserRoutesTests {
+@Suite(.storeBackend) struct UserRoutesTests {
     // MARK: Create
 
     @Test func createReturnsTheUser() async throws {
