@@ -108,6 +108,7 @@ let package = Package(
         .testTarget(
             name: "SessionAPITests",
             dependencies: [
+                "RedisClient",
                 "SessionAPI",
                 "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

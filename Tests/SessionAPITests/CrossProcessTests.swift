@@ -2,7 +2,9 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import SessionAPI
 import Synchronization
+import TestSupport
 import Testing
 
 /// Several real processes sharing one `.db_User.json`: one consistent store, nothing lost on kill -9.
@@ -126,6 +128,55 @@ import Testing
         // and clears any temp file the killed writer left behind.
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains(".tmp-") }
         #expect(leftovers.isEmpty)
+    }
+}
+
+extension CrossProcessTests {
+    /// Two processes on one Redis: a login through one is a session for the other, and so is its logout.
+    @Test(arguments: ["json", "redis"])
+    func sessionsAreSharedBetweenProcessesThroughRedis(userStore: String) async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { try? FileManager.default.removeItem(at: redis.directory) }
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let environment = [
+            "DATA_DIR": directory.path, "PASSWORD_HASH_COST": "4", "AUTH_TYPE": "session_redis_auth",
+            "REDIS_URL": "redis://127.0.0.1:\(redis.port)", "USER_STORE": userStore,
+        ]
+        let configuration = try AppConfiguration(environment: environment)
+        _ = try await AppStores.withStores(configuration, logger: testLogger()) { stores in
+            try await UserAdministration.createUser(
+                email: "bob@example.com",
+                password: "pw",
+                firstName: "Bob",
+                lastName: nil,
+                stores: stores,
+                hasher: PasswordHasher(cost: 4)
+            )
+        }
+        let first = try await ServerProcess(environment: environment)
+        defer { first.terminate() }
+        let second = try await ServerProcess(environment: environment)
+        defer { second.terminate() }
+
+        let login = try await first.withClient { client in
+            try await client.post(
+                "/api/v1/auth_session/login",
+                headers: [.contentType: "application/x-www-form-urlencoded"],
+                body: ByteBuffer(string: "email=bob%40example.com&password=pw")
+            )
+        }
+        #expect(login.status == .ok)
+        let setCookie = try #require(login.head.headerFields[.setCookie])
+        let pair = try #require(setCookie.split(separator: ";").first.map(String.init))
+        let me = try await second.withClient { try await $0.get("/api/v1/users/me", headers: [.cookie: pair]) }
+        #expect(me.status == .ok)
+        #expect(me.body.map { String(buffer: $0) }?.contains(#""email":"bob@example.com""#) == true)
+        let logout = try await second.withClient { try await $0.delete("/api/v1/auth_session/logout", headers: [.cookie: pair], body: ByteBuffer()) }
+        #expect(logout.status == .ok)
+        let after = try await first.withClient { try await $0.get("/api/v1/users/me", headers: [.cookie: pair]) }
+        #expect(after.status == .forbidden)
+        try await redis.stop()
     }
 }
 
