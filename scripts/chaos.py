@@ -139,6 +139,22 @@ class Client:
         return status, data, resp_headers, rec
 
 
+class Pacer:
+    """Calls at most `rate` times per second (0: no limit); never bunches up after a slow stretch."""
+
+    def __init__(self, rate: float):
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_at = time.monotonic()
+
+    def __call__(self) -> None:
+        if not self.interval:
+            return
+        delay = self.next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self.next_at = max(self.next_at, time.monotonic()) + self.interval
+
+
 def parse_json(data: bytes):
     try:
         return json.loads(data)
@@ -184,7 +200,7 @@ class Chaos:
         return Client("127.0.0.1", self.cluster.front_port, name, self.args.client_timeout, self.records if record else [])
 
     def login(self, c: Client, email: str, password: str, kind: str = "login", retry_until: float | None = None):
-        """POST login; returns (status, Session or None, rec). Retries 503s until `retry_until`."""
+        """POST login; returns (status, Session or None, rec, headers). Retries 503s until `retry_until`."""
         from urllib.parse import urlencode
 
         body = urlencode({"email": email, "password": password}).encode()
@@ -197,12 +213,12 @@ class Chaos:
                     self.findings.add("wrong_user", f"login as {email} answered {user.get('email')!r} ({rec.rid})")
                 if not match:
                     self.findings.add("notes", f"login 200 without a session cookie ({rec.rid})")
-                    return status, None, rec
-                return status, Session(match.group(1), user.get("id", ""), email), rec
+                    return status, None, rec, headers
+                return status, Session(match.group(1), user.get("id", ""), email), rec, headers
             if retry_until is not None and status in (503, 502, TRANSPORT) and time.monotonic() < retry_until:
                 time.sleep(0.05)
                 continue
-            return status, None, rec
+            return status, None, rec, headers
 
     # -- set-up --
 
@@ -210,14 +226,14 @@ class Chaos:
         if self.data_dir.exists():
             shutil.rmtree(self.data_dir)  # this run's own directory (data/chaos-<store>)
         env = {"PASSWORD_HASH_COST": str(self.args.hash_cost), "LOG_LEVEL": os.environ.get("LOG_LEVEL", "info")}
-        self.cluster = Cluster(self.binary, self.data_dir, instances=3, user_store=self.user_store, env=env, appendfsync=self.args.appendfsync, quiet=True)
+        self.cluster = Cluster(self.binary, self.data_dir, instances=3, user_store=self.user_store, env=env, appendfsync=self.args.appendfsync, redis_db=self.args.redis_db, quiet=True)
         self.cluster.start()
         self.log(f"cluster up: nginx {self.cluster.front_url} -> {' '.join(self.cluster.instance_urls)}, redis {self.cluster.redis_url}, data {self.data_dir}")
         admin_email, admin_password = f"admin-{self.run_id}@chaos.test", "admin-password"
         self.cluster.create_user(admin_email, admin_password)
         c = self.client("setup", record=False)
         deadline = time.monotonic() + 30
-        status, self.admin, _ = self.login(c, admin_email, admin_password, retry_until=deadline)
+        status, self.admin, _, _ = self.login(c, admin_email, admin_password, retry_until=deadline)
         if status != 200 or not self.admin:
             raise RuntimeError(f"admin login failed: {status}")
         for i in range(self.args.users):
@@ -230,7 +246,7 @@ class Chaos:
             self.users.append({"id": user["id"], "email": email, "password": password})
             self.created[user["id"]] = email
         for user in self.users:
-            status, session, _ = self.login(c, user["email"], user["password"], retry_until=deadline)
+            status, session, _, _ = self.login(c, user["email"], user["password"], retry_until=deadline)
             if status != 200 or not session:
                 raise RuntimeError(f"login {user['email']}: {status}")
             if session.user_id != user["id"]:
@@ -271,9 +287,9 @@ class Chaos:
         """Calls /users/me with the 50 cookies; every 200 must name the cookie's user."""
         c = self.client(f"me{n}")
         rng = random.Random(n)
-        interval = 1.0 / self.args.rate if self.args.rate > 0 else 0.0
-        next_at = time.monotonic()
+        pace = Pacer(self.args.rate)
         while not self.stop_load.is_set():
+            pace()
             session = rng.choice(self.persistent)
             status, data, headers, rec = c.request("GET", "/api/v1/users/me", "me", cookie=session.cookie)
             if status == 200:
@@ -283,20 +299,15 @@ class Chaos:
             elif status in (401, 403):
                 self.findings.add("sessions_lost", f"{session.email}: {status} on /users/me mid-run ({rec.rid}, {self.phase_of(rec.t0)})")
             self.check_common(status, headers, rec)
-            if interval:
-                next_at += interval
-                delay = next_at - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                else:
-                    next_at = time.monotonic()
         c.close()
 
     def create_worker(self, n: int) -> None:
         """Creates users with the admin cookie; records every 201 and reads the user back at once."""
         c = self.client(f"create{n}")
+        pace = Pacer(self.args.create_rate)
         i = 0
         while not self.stop_load.is_set():
+            pace()
             i += 1
             email = f"new{n}-{i}-{self.run_id}@chaos.test"
             body = json.dumps({"email": email, "password": "pw"}).encode()
@@ -335,10 +346,12 @@ class Chaos:
         """Logs users in and out: login -> /me (must be the user) -> logout -> /me (must be 403)."""
         c = self.client(f"flow{n}")
         rng = random.Random(1000 + n)
+        pace = Pacer(self.args.flow_rate)
         while not self.stop_load.is_set():
             user = rng.choice(self.users)
-            status, session, rec = self.login(c, user["email"], user["password"])
-            self.check_common(status, {}, rec)
+            pace()
+            status, session, rec, headers = self.login(c, user["email"], user["password"])
+            self.check_common(status, headers, rec)
             if status != 200 or session is None:
                 if status == 503:
                     time.sleep(0.02)
@@ -479,7 +492,7 @@ class Chaos:
             self.findings.add("notes", f"children that died on their own: {dead}")
         c = self.client("verify")
 
-        def get(path: str, cookie: str, kind: str):
+        def get(path: str, cookie: str, kind: str, expect: int = 200):
             deadline = time.monotonic() + 20
             while True:
                 status, data, headers, rec = c.request("GET", path, kind, cookie=cookie)
@@ -487,6 +500,7 @@ class Chaos:
                 if status in (503, TRANSPORT) and time.monotonic() < deadline:
                     time.sleep(0.1)
                     continue
+                rec.expected = status == expect and status >= 400
                 return status, data
 
         # Sessions never logged out: valid through every instance and through nginx.
@@ -507,7 +521,7 @@ class Chaos:
                     self.findings.add("notes", f"final /users/me for {session.email}: {status}")
         # Sessions logged out with a 200: must stay invalid.
         for session in [s for s in self.flow_sessions if s.logged_out and not s.ambiguous]:
-            status, _ = get("/api/v1/users/me", session.cookie, "final-logged-out")
+            status, _ = get("/api/v1/users/me", session.cookie, "final-logged-out", expect=403)
             if status == 200:
                 self.findings.add("revoked_still_valid", f"{session.email}: valid at the end after its logout answered 200")
         # Users: every 201 must still be there, by id, and in the listing of every instance.
@@ -548,7 +562,7 @@ class Chaos:
         self.explain_proxy_errors()
         self.check_redis_windows()
         if self.user_store == "redis":
-            self.store_count = redis_command(self.cluster.redis_port, "SCARD", "session-api:users")
+            self.store_count = redis_command(self.cluster.redis_port, "SCARD", os.environ.get("REDIS_PREFIX", "session-api:") + "users", db=self.cluster.redis_db)
         else:
             self.store_count = len(json.loads((self.data_dir / ".db_User.json").read_text()))
 
@@ -705,12 +719,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--me-clients", type=int, default=4, help="clients calling /users/me (default 4)")
     parser.add_argument("--create-clients", type=int, default=1, help="clients creating users (default 1)")
     parser.add_argument("--flow-clients", type=int, default=2, help="clients logging in and out (default 2)")
-    parser.add_argument("--rate", type=float, default=100.0, help="requests/s per /users/me client, 0: as fast as possible (default 100)")
+    parser.add_argument("--rate", type=float, default=100.0, help="requests/s per /users/me client, 0: no limit (default 100)")
+    parser.add_argument("--create-rate", type=float, default=25.0, help="creates/s per creating client, 0: no limit (default 25)")
+    parser.add_argument("--flow-rate", type=float, default=20.0, help="login/logout cycles/s per client, 0: no limit (default 20)")
     parser.add_argument("--hash-cost", type=int, default=4, help="PASSWORD_HASH_COST of the cluster (default 4: cheap logins)")
     parser.add_argument("--client-timeout", type=float, default=10.0, help="seconds before a request counts as a hang (default 10)")
     parser.add_argument("--margin", type=float, default=0.5, help="seconds over the Redis command timeout a request may take while Redis is stopped (default 0.5)")
     parser.add_argument("--redis-kill", action="store_true", help="restart Redis with SIGKILL (a crash) instead of SIGTERM (a clean restart)")
     parser.add_argument("--appendfsync", choices=["everysec", "always"], default="everysec", help="Redis's AOF fsync policy (default everysec)")
+    parser.add_argument("--redis-db", type=int, default=0, help="Redis database number the instances use (default 0)")
     args = parser.parse_args(argv)
 
     stores = ["json", "redis"] if args.user_store == "both" else [args.user_store]

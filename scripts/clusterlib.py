@@ -97,11 +97,13 @@ class RedisReplyError(Exception):
     pass
 
 
-def redis_command(port: int, *args, timeout: float = 1.0):
-    """Runs one command on 127.0.0.1:port and returns the decoded reply (raises on error replies)."""
+def redis_command(port: int, *args, timeout: float = 1.0, db: int = 0):
+    """Runs one command on 127.0.0.1:port (in database `db`) and returns the decoded reply (raises on error replies)."""
     with socket.create_connection((LOOPBACK, port), timeout=timeout) as s:
-        s.sendall(_resp_encode(args))
+        s.sendall((_resp_encode(["SELECT", db]) if db else b"") + _resp_encode(args))
         with s.makefile("rb") as f:
+            if db:
+                _resp_read(f)
             return _resp_read(f)
 
 
@@ -142,7 +144,7 @@ class Child:
             if self.log:
                 out.close()
 
-    def signal(self, sig: int) -> None:
+    def send(self, sig: int) -> None:
         if self.running():
             os.kill(self.popen.pid, sig)
 
@@ -161,17 +163,17 @@ class Child:
         if self.popen is None:
             return None
         if self.running():
-            self.signal(signal.SIGCONT)  # a stopped process would never act on SIGTERM
-            self.signal(sig)
+            self.send(signal.SIGCONT)  # a stopped process would never act on SIGTERM
+            self.send(sig)
             if not self.wait(timeout):
                 print(f"clusterlib: {self.name} (pid {self.pid}) ignored {signal.Signals(sig).name} for {timeout:.0f} s: SIGKILL", file=sys.stderr)
-                self.signal(signal.SIGKILL)
+                self.send(signal.SIGKILL)
                 self.wait(10)
         return self.popen.returncode
 
     def kill(self) -> None:
         """kill -9, and reap it."""
-        self.signal(signal.SIGKILL)
+        self.send(signal.SIGKILL)
         self.wait(10)
 
 
@@ -222,6 +224,7 @@ class Cluster:
         log_level: str = "info",
         appendfsync: str = "everysec",
         nginx_workers: int = 1,
+        redis_db: int = 0,
         quiet: bool = False,
     ):
         """`front_port`/`app_base_port`/`redis_port` 0: free ports. `env`: extra variables for the instances
@@ -242,6 +245,7 @@ class Cluster:
         self.log_level = log_level
         self.appendfsync = appendfsync
         self.nginx_workers = nginx_workers
+        self.redis_db = redis_db
         self.quiet = quiet
         self.extra_env = dict(env or {})
         self.redis_port = redis_port or free_port()
@@ -270,7 +274,7 @@ class Cluster:
 
     @property
     def redis_url(self) -> str:
-        return f"redis://{LOOPBACK}:{self.redis_port}"
+        return f"redis://{LOOPBACK}:{self.redis_port}" + (f"/{self.redis_db}" if self.redis_db else "")
 
     def instance_url(self, index: int) -> str:
         return f"http://{LOOPBACK}:{self.app_ports[index]}"
@@ -399,11 +403,11 @@ class Cluster:
 
     def pause_redis(self) -> None:
         """SIGSTOP: Redis keeps its sockets but answers nothing (a hung Redis)."""
-        self.redis.signal(signal.SIGSTOP)
+        self.redis.send(signal.SIGSTOP)
         self.redis_paused = True
 
     def resume_redis(self) -> None:
-        self.redis.signal(signal.SIGCONT)
+        self.redis.send(signal.SIGCONT)
         self.redis_paused = False
 
     def stop_redis(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
@@ -438,7 +442,7 @@ class Cluster:
     def kill_instance(self, index: int, sig: int = signal.SIGKILL) -> None:
         """kill -9 (default) instance `index` and reap it."""
         app = self.apps[index]
-        app.signal(sig)
+        app.send(sig)
         app.wait(30)
 
     def healthy(self, index: int) -> bool:
