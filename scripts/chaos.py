@@ -68,8 +68,8 @@ class Session:
 class Findings:
     """Everything that must stay empty, with evidence."""
 
-    sessions_lost: list = field(default_factory=list)
-    users_lost: list = field(default_factory=list)
+    sessions_lost: dict = field(default_factory=dict)  # cookie -> first evidence: each session counts once
+    users_lost: dict = field(default_factory=dict)  # user id -> evidence: each user counts once
     wrong_user: list = field(default_factory=list)
     app_5xx: list = field(default_factory=list)
     proxy_5xx_unexplained: list = field(default_factory=list)
@@ -85,6 +85,14 @@ class Findings:
     def add(self, name: str, item) -> None:
         with self.lock:
             getattr(self, name).append(item)
+
+    def user_lost(self, uid: str, evidence: str) -> None:
+        with self.lock:
+            self.users_lost[uid] = self.users_lost.get(uid, "") + ("; " if uid in self.users_lost else "") + evidence
+
+    def session_lost(self, session: "Session", evidence: str) -> None:
+        with self.lock:
+            self.sessions_lost.setdefault(session.cookie, f"{session.email}: {evidence}")
 
 
 class Client:
@@ -230,6 +238,7 @@ class Chaos:
         self.cluster.start()
         self.log(f"cluster up: nginx {self.cluster.front_url} -> {' '.join(self.cluster.instance_urls)}, redis {self.cluster.redis_url}, data {self.data_dir}")
         admin_email, admin_password = f"admin-{self.run_id}@chaos.test", "admin-password"
+        self.admin_password = admin_password
         self.cluster.create_user(admin_email, admin_password)
         c = self.client("setup", record=False)
         deadline = time.monotonic() + 30
@@ -297,7 +306,7 @@ class Chaos:
                 if user.get("id") != session.user_id or user.get("email") != session.email:
                     self.findings.add("wrong_user", f"/users/me for {session.email} answered {user.get('email')!r} ({rec.rid})")
             elif status in (401, 403):
-                self.findings.add("sessions_lost", f"{session.email}: {status} on /users/me mid-run ({rec.rid}, {self.phase_of(rec.t0)})")
+                self.findings.session_lost(session, f"{status} on /users/me mid-run ({rec.rid}, {self.phase_of(rec.t0)})")
             self.check_common(status, headers, rec)
         c.close()
 
@@ -331,10 +340,10 @@ class Chaos:
                     elif status == 200 and (parse_json(data) or {}).get("email") != email:
                         self.findings.add("wrong_user", f"read-back of {user['id']} answered another user ({rec.rid})")
                     elif status in (401, 403):
-                        self.findings.add("sessions_lost", f"admin session: {status} mid-run ({rec.rid})")
+                        self.findings.session_lost(self.admin, f"{status} on a read-back mid-run ({rec.rid})")
                     break
             elif status in (401, 403):
-                self.findings.add("sessions_lost", f"admin session: {status} on create mid-run ({rec.rid})")
+                self.findings.session_lost(self.admin, f"{status} on a create mid-run ({rec.rid})")
             elif status != 503 and status != 409:
                 with self.lock:
                     self.ambiguous_creates.append(email)
@@ -387,7 +396,7 @@ class Chaos:
                     self.findings.add("revoked_still_valid", f"{session.email}: 200 after a logout that answered 200 ({rec.rid})")
             elif status == 403:
                 if expect_valid:
-                    self.findings.add("sessions_lost", f"{session.email}: 403 right after login ({rec.rid}, {self.phase_of(rec.t0)})")
+                    self.findings.session_lost(session, f"403 right after login ({rec.rid}, {self.phase_of(rec.t0)})")
                 else:
                     rec.expected = True
             return
@@ -515,7 +524,7 @@ class Chaos:
                     if (parse_json(data) or {}).get("id") != session.user_id:
                         self.findings.add("wrong_user", f"final /users/me for {session.email} named another user")
                 elif status in (401, 403):
-                    self.findings.add("sessions_lost", f"{session.email}: valid before, {status} at the end (never logged out)")
+                    self.findings.session_lost(session, f"valid before, {status} at the end (never logged out)")
                     break
                 else:
                     self.findings.add("notes", f"final /users/me for {session.email}: {status}")
@@ -524,47 +533,68 @@ class Chaos:
             status, _ = get("/api/v1/users/me", session.cookie, "final-logged-out", expect=403)
             if status == 200:
                 self.findings.add("revoked_still_valid", f"{session.email}: valid at the end after its logout answered 200")
-        # Users: every 201 must still be there, by id, and in the listing of every instance.
-        listing_ids = []
-        for url in self.cluster.instance_urls:
-            host, port = url.removeprefix("http://").split(":")
-            conn = http.client.HTTPConnection(host, int(port), timeout=30)
-            conn.request("GET", "/api/v1/users", headers={"Cookie": f"{COOKIE}={self.admin.cookie}"})
-            response = conn.getresponse()
-            body = response.read()
-            conn.close()
-            if response.status != 200:
-                self.findings.add("notes", f"GET /api/v1/users on {url}: {response.status}")
-                listing_ids.append(None)
-                continue
-            listing_ids.append({u["id"] for u in parse_json(body)})
-        for uid, email in sorted(self.created.items()):
-            status, data = get(f"/api/v1/users/{uid}", self.admin.cookie, "final-user")
-            if status == 404:
-                self.findings.add("users_lost", f"{email} ({uid}): got a 201, now 404")
-            elif status == 200:
-                if (parse_json(data) or {}).get("email") != email:
-                    self.findings.add("wrong_user", f"GET /users/{uid} named another user")
-            else:
-                self.findings.add("notes", f"final GET /users/{uid}: {status}")
-            for url, ids in zip(self.cluster.instance_urls, listing_ids):
-                if ids is not None and uid not in ids:
-                    self.findings.add("users_lost", f"{email} ({uid}): got a 201, missing from the listing of {url}")
+        # Users: every 201 must still be there, by id, and in the listing of every instance. A fresh
+        # admin session reads them (the old one is checked above); without one, the store is read directly.
+        status, reader, _, _ = self.login(c, self.admin.email, self.admin_password, kind="final-login", retry_until=time.monotonic() + 20)
+        if reader is None:
+            self.findings.add("notes", f"the admin cannot log in at the end ({status}): users checked in the store itself")
+            present = self.users_in_store()
+            for uid, email in sorted(self.created.items()):
+                if uid not in present:
+                    self.findings.user_lost(uid, f"{email} ({uid}): got a 201, absent from the store")
+            listing_ids = [None] * len(self.cluster.instance_urls)
+        else:
+            listing_ids = []
+            for url in self.cluster.instance_urls:
+                host, port = url.removeprefix("http://").split(":")
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                conn.request("GET", "/api/v1/users", headers={"Cookie": f"{COOKIE}={reader.cookie}"})
+                response = conn.getresponse()
+                body = response.read()
+                conn.close()
+                if response.status != 200:
+                    self.findings.add("notes", f"GET /api/v1/users on {url}: {response.status}")
+                    listing_ids.append(None)
+                    continue
+                listing_ids.append({u["id"] for u in parse_json(body)})
+            for uid, email in sorted(self.created.items()):
+                status, data = get(f"/api/v1/users/{uid}", reader.cookie, "final-user")
+                if status == 404:
+                    self.findings.user_lost(uid, f"{email} ({uid}): got a 201, now 404")
+                elif status == 200:
+                    if (parse_json(data) or {}).get("email") != email:
+                        self.findings.add("wrong_user", f"GET /users/{uid} named another user")
+                else:
+                    self.findings.add("notes", f"final GET /users/{uid}: {status}")
+                for url, ids in zip(self.cluster.instance_urls, listing_ids):
+                    if ids is not None and uid not in ids:
+                        self.findings.user_lost(uid, f"missing from the listing of {url}")
         self.listing_sizes = [len(ids) if ids is not None else None for ids in listing_ids]
         # Creates whose outcome the client could not know: did they land? (information only)
         if self.ambiguous_creates:
             all_emails = set()
-            for user in parse_json(get("/api/v1/users", self.admin.cookie, "final-list")[1]) or []:
-                all_emails.add(user["email"])
+            for user in self.users_in_store().values():
+                all_emails.add(user)
             landed = sum(1 for e in self.ambiguous_creates if e in all_emails)
             self.findings.add("notes", f"{len(self.ambiguous_creates)} creates had no answer the client could trust (proxy 502 / timeout); {landed} of them exist")
         c.close()
         self.explain_proxy_errors()
         self.check_redis_windows()
-        if self.user_store == "redis":
-            self.store_count = redis_command(self.cluster.redis_port, "SCARD", os.environ.get("REDIS_PREFIX", "session-api:") + "users", db=self.cluster.redis_db)
-        else:
-            self.store_count = len(json.loads((self.data_dir / ".db_User.json").read_text()))
+        self.store_count = len(self.users_in_store())
+
+    def users_in_store(self) -> dict[str, str]:
+        """id -> email of every user, read from the store itself (Redis hashes or .db_User.json)."""
+        if self.user_store == "json":
+            path = self.data_dir / ".db_User.json"
+            return {uid: user["email"] for uid, user in json.loads(path.read_text()).items()} if path.exists() else {}
+        prefix = os.environ.get("REDIS_PREFIX", "session-api:")
+        port, db = self.cluster.redis_port, self.cluster.redis_db
+        users = {}
+        for uid in redis_command(port, "SMEMBERS", prefix + "users", db=db, timeout=10):
+            email = redis_command(port, "HGET", prefix + "user:" + uid.decode(), "email", db=db)
+            if email is not None:
+                users[uid.decode()] = email.decode()
+        return users
 
     def access_log(self) -> dict[str, str]:
         entries = {}
@@ -681,14 +711,17 @@ class Chaos:
         ]
         failed = False
         for label, items in checks:
+            items = list(items.values()) if isinstance(items, dict) else items
             print(f"{label:<62} {len(items)}")
             for item in items[:10]:
                 print(f"    {item}")
             if len(items) > 10:
                 print(f"    ... {len(items) - 10} more")
             failed |= bool(items)
-        for note in f.notes:
+        for note in f.notes[:20]:
             print(f"note: {note}")
+        if len(f.notes) > 20:
+            print(f"note: ... {len(f.notes) - 20} more")
         print(f"RESULT {self.user_store}: {'FAIL' if failed else 'PASS'}\n", flush=True)
         return not failed
 
