@@ -695,6 +695,8 @@ class Chaos:
                 f"{stats['max_503']:.2f} s, slowest request overlapping it {stats['max']:.2f} s (bound: command timeout {self.command_timeout:.1f} s + {self.args.margin:.1f} s)"
             )
         print(f"users in the store at the end: {self.store_count} (listing per instance: {self.listing_sizes})")
+        statuses = getattr(self, "exit_statuses", {})
+        print("stopped with SIGTERM, exit statuses: " + ", ".join(f"{name} {status}" for name, status in statuses.items()))
         f = self.findings
         checks = [
             ("sessions lost (valid before, invalid after, never logged out)", f.sessions_lost),
@@ -735,6 +737,11 @@ class Chaos:
             self.stop_load.set()
             if hasattr(self, "cluster"):
                 self.cluster.stop()
+                # Lifecycle: on SIGTERM each instance finishes its requests, closes Redis and exits 0.
+                bad = {name: status for name, status in self.cluster.exit_statuses.items() if status != 0}
+                if bad:
+                    self.findings.add("notes", f"exit statuses after SIGTERM that are not 0: {bad}")
+                self.exit_statuses = self.cluster.exit_statuses
         return self.report()
 
 

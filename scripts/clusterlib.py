@@ -329,13 +329,14 @@ class Cluster:
         """Stops every child: nginx first (no new requests), then the instances (they finish in-flight
         requests and close their Redis connections), then Redis (final AOF fsync). SIGTERM, then SIGKILL
         after `timeout` s. No pid file is left behind."""
+        self.exit_statuses: dict[str, int | None] = {}
         if self.nginx:
-            self.nginx.stop(timeout)
+            self.exit_statuses[self.nginx.name] = self.nginx.stop(timeout)
             (self.nginx_dir / "nginx.pid").unlink(missing_ok=True)
         for app in self.apps:
-            app.stop(timeout)
+            self.exit_statuses[app.name] = app.stop(timeout)
         if self.redis:
-            self.redis.stop(timeout)
+            self.exit_statuses[self.redis.name] = self.redis.stop(timeout)
             self.redis_paused = False
 
     def __enter__(self) -> "Cluster":
@@ -699,7 +700,8 @@ Ctrl-C (or SIGTERM) stops everything.""",
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if cluster:
             cluster.stop()
-            print("cluster: stopped", file=sys.stderr)
+            statuses = ", ".join(f"{name} {status}" for name, status in cluster.exit_statuses.items())
+            print(f"cluster: stopped ({statuses})", file=sys.stderr)
 
 
 if __name__ == "__main__":
