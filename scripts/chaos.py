@@ -182,6 +182,7 @@ class Chaos:
         self.stop_load = threading.Event()
         self.phases: list[tuple[str, float]] = []
         self.redis_stopped: list[tuple[float, float]] = []  # SIGSTOP .. SIGCONT windows
+        self.redis_faults: list[tuple[float, float]] = []  # from SIGSTOP or stop, until every instance is ready again
         self.kills: list[dict] = []  # {"index", "addr", "t_kill", "t_up"}
         self.persistent: list[Session] = []
         self.admin: Session | None = None
@@ -466,6 +467,7 @@ class Chaos:
                 t_cont = time.monotonic()
                 self.redis_stopped.append((t_stop, t_cont))
                 self.cluster.wait_ready(timeout=30)
+                self.redis_faults.append((t_stop, time.monotonic()))
                 self.log(f"redis SIGCONT after {t_cont - t_stop:.2f} s; every instance ready {time.monotonic() - t_cont:.2f} s later")
                 time.sleep(p["after_pause"])
             if r < p["restarts"]:
@@ -475,6 +477,7 @@ class Chaos:
                 self.cluster.restart_redis(sig=sig)
                 t1 = time.monotonic()
                 self.cluster.wait_ready(timeout=30)
+                self.redis_faults.append((t0, time.monotonic()))
                 self.log(f"redis {signal.Signals(sig).name} + start (same port, same AOF): {t1 - t0:.2f} s; every instance ready {time.monotonic() - t1:.2f} s later")
                 time.sleep(p["after_restart"])
         self.phase("stop load")
@@ -625,6 +628,13 @@ class Chaos:
                 self.proxy_explained.append(f"{rec.status} {rec.method} {rec.kind} {rec.rid}: {line}")
             else:
                 self.findings.add("proxy_5xx_unexplained", f"{rec.status} {rec.method} {rec.kind} {rec.rid}: {line or 'not in the access log'}")
+        # 503s while Redis was up and every instance was ready (information: which instance, when).
+        self.unexpected_503 = []
+        for rec in self.records:
+            if rec.status == 503 and not any(rec.t0 < end + 0.05 and rec.t0 + rec.dur > start - 0.05 for start, end in self.redis_faults):
+                kill = min(self.kills, key=lambda k: abs(rec.t0 - k["t_up"]), default=None)
+                since = f", {rec.t0 - kill['t_up']:+.3f} s from the restart of {kill['addr']}" if kill else ""
+                self.unexpected_503.append(f"{rec.method} {rec.kind} {rec.rid} ({self.phase_of(rec.t0)}{since}): {log.get(rec.rid, '')}")
         # A logout answered 403 must be explained: an earlier attempt of the same DELETE reached Redis.
         for session, rec in self.pending_logout_403:
             line = log.get(rec.rid, "")
@@ -689,6 +699,11 @@ class Chaos:
             print("other errors: " + ", ".join(f"{k}: {v}" for k, v in sorted(other_codes.items())))
         for entry in getattr(self, "proxy_explained", []):
             print(f"  nginx 502 for a POST in flight to the killed instance (not resent, by design): {entry}")
+        unexpected = getattr(self, "unexpected_503", [])
+        if unexpected:
+            print(f"503 while Redis was up and every instance ready: {len(unexpected)}")
+            for entry in unexpected[:10]:
+                print(f"  {entry}")
         for i, stats in enumerate(getattr(self, "pause_stats", [])):
             print(
                 f"redis stopped #{i + 1}: {stats['requests']} requests overlapped it, {stats['503']} got 503; slowest 503 that started during it "
