@@ -28,10 +28,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clusterlib import REPO, Cluster, redis_command, resolve_binary  # noqa: E402
 
-# Durations in seconds. `kills`: how many kill -9 rounds (each on the next instance).
+# Durations in seconds. `kills`: how many kill -9 rounds (each on the next instance); `restarts`: the signal
+# that stops Redis in each restart round (SIGTERM: a clean restart; SIGKILL: a crash of the Redis process).
 PROFILES = {
-    "short": dict(baseline=3.0, dead=1.0, after_kill=3.0, pause=2.0, after_pause=3.0, after_restart=3.0, kills=1, pauses=1, restarts=1),
-    "long": dict(baseline=15.0, dead=3.0, after_kill=10.0, pause=2.0, after_pause=10.0, after_restart=10.0, kills=3, pauses=3, restarts=2),
+    "short": dict(baseline=3.0, dead=1.0, after_kill=3.0, pause=2.0, after_pause=3.0, after_restart=3.0, kills=1, pauses=1, restarts=["SIGTERM"]),
+    "long": dict(baseline=15.0, dead=3.0, after_kill=10.0, pause=2.0, after_pause=10.0, after_restart=10.0, kills=3, pauses=3, restarts=["SIGTERM", "SIGKILL"]),
 }
 
 TIMEOUT = -1  # no answer within the client timeout: a hang
@@ -442,7 +443,7 @@ class Chaos:
             t.start()
         time.sleep(p["baseline"])
 
-        rounds = max(p["kills"], p["pauses"], p["restarts"])
+        rounds = max(p["kills"], p["pauses"], len(p["restarts"]))
         for r in range(rounds):
             suffix = f" #{r + 1}" if rounds > 1 else ""
             if r < p["kills"]:
@@ -470,8 +471,8 @@ class Chaos:
                 self.redis_faults.append((t_stop, time.monotonic()))
                 self.log(f"redis SIGCONT after {t_cont - t_stop:.2f} s; every instance ready {time.monotonic() - t_cont:.2f} s later")
                 time.sleep(p["after_pause"])
-            if r < p["restarts"]:
-                sig = signal.SIGKILL if self.args.redis_kill else signal.SIGTERM
+            if r < len(p["restarts"]):
+                sig = signal.SIGKILL if self.args.redis_kill else signal.Signals[p["restarts"][r]]
                 self.phase(f"redis restart ({signal.Signals(sig).name}){suffix}")
                 t0 = time.monotonic()
                 self.cluster.restart_redis(sig=sig)
@@ -780,7 +781,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--hash-cost", type=int, default=4, help="PASSWORD_HASH_COST of the cluster (default 4: cheap logins)")
     parser.add_argument("--client-timeout", type=float, default=10.0, help="seconds before a request counts as a hang (default 10)")
     parser.add_argument("--margin", type=float, default=0.5, help="seconds over the Redis command timeout a request may take while Redis is stopped (default 0.5)")
-    parser.add_argument("--redis-kill", action="store_true", help="restart Redis with SIGKILL (a crash) instead of SIGTERM (a clean restart)")
+    parser.add_argument("--redis-kill", action="store_true", help="stop Redis with SIGKILL (a crash) in every restart round (default: SIGTERM, a clean restart; the long form also has one SIGKILL round)")
     parser.add_argument("--appendfsync", choices=["everysec", "always"], default="everysec", help="Redis's AOF fsync policy (default everysec)")
     parser.add_argument("--redis-db", type=int, default=0, help="Redis database number the instances use (default 0)")
     args = parser.parse_args(argv)
