@@ -802,6 +802,10 @@ def main(argv: list[str]) -> int:
             return 130
         except (RuntimeError, TimeoutError, OSError) as error:
             print(f"chaos[{store}]: could not run: {error}", file=sys.stderr)
+            logs = sorted((Path(args.data_dir or REPO / "data" / f"chaos-{store}") / "logs").glob("app-*.log"))
+            if logs:
+                tail = logs[0].read_text(errors="replace").splitlines()[-5:]
+                print(f"chaos[{store}]: last lines of {logs[0]}:\n  " + "\n  ".join(tail), file=sys.stderr)
             results[store] = False
     summary = ", ".join(f"{store} {'PASS' if ok else 'FAIL'}" for store, ok in results.items())
     print(f"chaos: {summary} ({time.monotonic() - started:.0f} s)")

@@ -589,7 +589,9 @@ http {{
 
     def create_user(self, email: str, password: str) -> dict:
         """`session-api user create` against the cluster's user store; returns its JSON output if any."""
-        result = self.cli("user", "create", "--email", email, "--password", password)
+        result = self.cli("user", "create", "--email", email, "--password", password, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"session-api user create failed ({result.returncode}): {result.stderr.strip()}")
         try:
             return json.loads(result.stdout)
         except ValueError:
