@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "session-api", targets: ["session-api"]),
         .library(name: "RedisClient", targets: ["RedisClient"]),
+        .executable(name: "redis-client-bench", targets: ["redis-client-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
@@ -75,6 +76,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // GET throughput of RedisClient on one connection (scripts/bench-redis-client.sh compares it with redis-benchmark).
+        .executableTarget(
+            name: "redis-client-bench",
+            dependencies: [
+                "RedisClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Sources/RedisClientBenchmark",
+            swiftSettings: swiftSettings
+        ),
         // Starts and stops a private redis-server for tests and benchmarks.
         .target(
             name: "TestSupport",
@@ -86,7 +98,10 @@ let package = Package(
             dependencies: [
                 "RedisClient",
                 "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

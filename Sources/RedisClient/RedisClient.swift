@@ -19,7 +19,8 @@ import Synchronization
 /// matched in order. A command goes to the connection on the caller's event loop if there is one, otherwise to the
 /// next connection in turn. Every command has a deadline (``RedisClientConfiguration/commandTimeout``). While Redis is
 /// unreachable, commands fail at once with ``RedisClientError/Code/notConnected``; nothing is queued. Commands issued
-/// before the first connection is up wait for it, at most ``RedisClientConfiguration/connectTimeout``.
+/// before the first connection is up wait for the first connect attempt, which is bounded by
+/// ``RedisClientConfiguration/connectTimeout`` for the connect plus as much for the handshake.
 ///
 /// Errors are always ``RedisClientError``. A Redis error reply (such as `WRONGTYPE ...`) is thrown as
 /// ``RedisClientError/Code/commandError`` with the server's text as ``RedisClientError/message``, except inside
@@ -35,7 +36,8 @@ public final class RedisClient: Sendable, Service {
     private let slots: [RedisConnectionSlot]
     private let nextSlot = Atomic<Int>(0)
     private let runState = Mutex<RunState>(.idle)
-    private let connectTimeout: TimeAmount
+    /// How long a command waits for the first connection: the first attempt's connect plus its handshake.
+    private let firstConnectionWait: TimeAmount
 
     private enum RunState {
         case idle
@@ -56,7 +58,8 @@ public final class RedisClient: Sendable, Service {
     ) {
         self.configuration = configuration
         self.logger = logger
-        self.connectTimeout = TimeAmount(configuration.connectTimeout)
+        // The first attempt may take a connect timeout to connect plus one for the handshake.
+        self.firstConnectionWait = TimeAmount(configuration.connectTimeout) * 2
         let eventLoops = Array(eventLoopGroup.makeIterator())
         let count = max(1, configuration.connectionCount ?? eventLoops.count)
         self.slots = (0..<count).map { index in
@@ -101,8 +104,9 @@ public final class RedisClient: Sendable, Service {
     ///   - configuration: Where and how to connect.
     ///   - eventLoopGroup: The event loops the connections run on.
     ///   - logger: Receives connection events.
-    ///   - body: Uses the client. The first commands wait for the first connection (at most the connect timeout).
+    ///   - body: Uses the client. The first commands wait for the first connect attempt (at most twice the connect timeout).
     /// - Returns: What `body` returns.
+    @discardableResult
     public static func withClient<Result>(
         _ configuration: RedisClientConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -210,7 +214,7 @@ public final class RedisClient: Sendable, Service {
             }
         }
         if let startingSlot {
-            return try await startingSlot.waitForFirstConnection(timeout: self.connectTimeout)
+            return try await startingSlot.waitForFirstConnection(timeout: self.firstConnectionWait)
         }
         if let firstError, firstError.code == .shutdown {
             throw firstError
@@ -238,6 +242,7 @@ public final class RedisClient: Sendable, Service {
     /// - Throws: ``RedisClientError``: `commandError` with the server's text when Redis answers with an error,
     ///   `notConnected` when no connection is up (not sent), `timeout` when the reply is late, `connectionClosed` when the
     ///   connection closed before the reply (the command may have run).
+    @discardableResult
     public func send(_ command: [RedisArgument]) async throws -> RESPValue {
         let reply = try await self.sendRaw(command)
         if case .error(let message) = reply {

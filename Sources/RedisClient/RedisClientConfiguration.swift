@@ -66,7 +66,7 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
     /// How many connections the pool keeps; `nil` for one per event loop of the client's event loop group.
     public var connectionCount: Int?
     /// The limit for a TCP/Unix connect, and separately for the `AUTH`/`SELECT`/`PING` handshake that follows it.
-    /// Commands issued before the first connection is up wait for it at most this long.
+    /// Commands issued before the first connection is up wait for that first attempt (connect and handshake).
     public var connectTimeout: Duration
     /// How long a command may wait for its reply. After it, the caller gets ``RedisClientError/Code/timeout`` and the
     /// connection is reset, because its reply order can no longer be trusted.
@@ -156,6 +156,9 @@ struct RedisURLParser {
     }
 
     func parse() throws(RedisClientError) -> Result {
+        guard !self.url.isEmpty else {
+            throw self.invalid("the URL is empty; expected redis://[user:password@]host[:port][/db] or unix:///path/to.sock[?db=N]")
+        }
         guard let separator = self.url.firstRange(of: "://") else {
             throw self.invalid("expected redis://[user:password@]host[:port][/db] or unix:///path/to.sock[?db=N]")
         }

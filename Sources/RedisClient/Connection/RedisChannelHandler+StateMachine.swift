@@ -15,8 +15,9 @@ extension RedisChannelHandler {
             var deadline: NIODeadline
             /// How many replies this entry waits for: 1 for a single command, N for a pipeline of N commands.
             var expectedReplies: Int
-            /// The replies received so far, for a pipeline; always empty for a single command.
-            var replies: [RESPValue]
+            /// The replies received so far for a pipeline (completed with `.array` of them, even for one command);
+            /// `nil` for a single command (completed with its reply as is).
+            var pipelineReplies: [RESPValue]?
         }
 
         /// The state of a connected channel.
@@ -69,8 +70,9 @@ extension RedisChannelHandler {
             case fail(Promise, RedisClientError)
         }
 
-        /// A command (or a pipeline of `replyCount` commands) was encoded and wants to be sent.
-        mutating func commandEncoded(promise: Promise, replyCount: Int, deadline: NIODeadline) -> SendAction {
+        /// A command was encoded and wants to be sent; or a pipeline of `pipelineCount` commands, whose promise gets
+        /// `.array` of their replies.
+        mutating func commandEncoded(promise: Promise, pipelineCount: Int? = nil, deadline: NIODeadline) -> SendAction {
             switch self.state {
             case .initialized:
                 return .fail(promise, RedisClientError(.notConnected, message: "the connection to Redis is not established yet"))
@@ -78,7 +80,9 @@ extension RedisChannelHandler {
                 return .fail(promise, Self.notSentError(closedBecause: error))
             case .connected(var connected):
                 self.state = .modifying
-                connected.pending.append(.init(promise: promise, deadline: deadline, expectedReplies: replyCount, replies: []))
+                connected.pending.append(
+                    .init(promise: promise, deadline: deadline, expectedReplies: pipelineCount ?? 1, pipelineReplies: pipelineCount.map { _ in [] })
+                )
                 let scheduleFlush = !connected.flushScheduled
                 connected.flushScheduled = true
                 var armTimer: NIODeadline?
@@ -99,7 +103,7 @@ extension RedisChannelHandler {
             case none
         }
 
-        /// The flush scheduled by ``commandEncoded(promise:replyCount:deadline:)`` runs.
+        /// The flush scheduled by ``commandEncoded(promise:pipelineCount:deadline:)`` runs.
         mutating func flushTriggered() -> FlushAction {
             switch self.state {
             case .connected(var connected):
@@ -134,15 +138,17 @@ extension RedisChannelHandler {
                     self.state = .closed(error)
                     return .failAllAndClose(connected.context, [])
                 }
-                if head.expectedReplies == 1 && head.replies.isEmpty {
+                guard var replies = head.pipelineReplies else {
                     self.state = .connected(connected)
                     return .succeed(head.promise, value)
                 }
-                head.replies.append(value)
-                if head.replies.count == head.expectedReplies {
+                head.pipelineReplies = nil  // keeps `replies` uniquely referenced while appending
+                replies.append(value)
+                if replies.count == head.expectedReplies {
                     self.state = .connected(connected)
-                    return .succeed(head.promise, .array(head.replies))
+                    return .succeed(head.promise, .array(replies))
                 }
+                head.pipelineReplies = replies
                 connected.pending.prepend(head)
                 self.state = .connected(connected)
                 return .none

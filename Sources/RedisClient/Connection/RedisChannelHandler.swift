@@ -46,7 +46,7 @@ final class RedisChannelHandler: ChannelInboundHandler {
             promise.resume(throwing: error)
             return
         }
-        self.commandEncoded(promise: promise, replyCount: 1, timeout: timeout, rollbackTo: mark)
+        self.commandEncoded(promise: promise, pipelineCount: nil, timeout: timeout, rollbackTo: mark)
     }
 
     /// Sends several commands in one write; `promise` is resumed with `.array` of their replies, in order.
@@ -69,7 +69,7 @@ final class RedisChannelHandler: ChannelInboundHandler {
             promise.resume(throwing: error)
             return
         }
-        self.commandEncoded(promise: promise, replyCount: commands.count, timeout: timeout, rollbackTo: mark)
+        self.commandEncoded(promise: promise, pipelineCount: commands.count, timeout: timeout, rollbackTo: mark)
     }
 
     /// Closes the connection, failing every pending command with `error`.
@@ -77,9 +77,9 @@ final class RedisChannelHandler: ChannelInboundHandler {
         self.run(self.stateMachine.closeRequested(because: error))
     }
 
-    private func commandEncoded(promise: Promise, replyCount: Int, timeout: TimeAmount, rollbackTo mark: Int) {
+    private func commandEncoded(promise: Promise, pipelineCount: Int?, timeout: TimeAmount, rollbackTo mark: Int) {
         let deadline = self.eventLoop.now + timeout
-        switch self.stateMachine.commandEncoded(promise: promise, replyCount: replyCount, deadline: deadline) {
+        switch self.stateMachine.commandEncoded(promise: promise, pipelineCount: pipelineCount, deadline: deadline) {
         case .write(let scheduleFlush, let armTimer):
             if scheduleFlush {
                 self.eventLoop.assumeIsolated().execute {

@@ -99,7 +99,12 @@ extension RedisConnection {
         do {
             switch configuration.endpoint.base {
             case .tcp(let host, let port):
-                connection = try await bootstrap.connect(host: host, port: port, channelInitializer: initializer)
+                if let address = try? SocketAddress(ipAddress: host, port: port) {
+                    // An IP literal needs no resolver (and no Happy Eyeballs round on a thread pool).
+                    connection = try await bootstrap.connect(to: address, channelInitializer: initializer)
+                } else {
+                    connection = try await bootstrap.connect(host: host, port: port, channelInitializer: initializer)
+                }
             case .unixSocket(let path):
                 connection = try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: initializer)
             }

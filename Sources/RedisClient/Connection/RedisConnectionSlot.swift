@@ -18,11 +18,22 @@ final class RedisConnectionSlot: Sendable {
 
     private struct Waiter {
         var continuation: CheckedContinuation<RedisConnection, any Error>
-        var timeout: Scheduled<Void>?
+        var deadline: NIODeadline
+    }
+
+    /// Commands waiting for the first connect attempt, and the one timer that fails those whose wait is over.
+    ///
+    /// One timer per slot rather than one per waiter: thousands of commands may be issued at start-up, and
+    /// scheduling and cancelling a timer for each would cost more than the commands themselves.
+    private struct Starting {
+        var waiters: [Int: Waiter] = [:]
+        var nextWaiterID = 0
+        var timer: Scheduled<Void>?
+        var timerDeadline: NIODeadline?
     }
 
     private enum State {
-        case starting(waiters: [Int: Waiter], nextWaiterID: Int)
+        case starting(Starting)
         case connected(RedisConnection)
         case disconnected(RedisClientError)
         case shutdown
@@ -30,7 +41,7 @@ final class RedisConnectionSlot: Sendable {
 
     let index: Int
     let eventLoop: any EventLoop
-    private let state = Mutex<State>(.starting(waiters: [:], nextWaiterID: 0))
+    private let state = Mutex<State>(.starting(Starting()))
 
     init(index: Int, eventLoop: any EventLoop) {
         self.index = index
@@ -53,49 +64,74 @@ final class RedisConnectionSlot: Sendable {
     /// - Throws: ``RedisClientError`` with code `notConnected` when the attempt failed or took too long, `shutdown` when
     ///   the client stopped, or `CancellationError` when the task is cancelled.
     func waitForFirstConnection(timeout: TimeAmount) async throws -> RedisConnection {
+        let deadline = NIODeadline.now() + timeout
         let id = self.state.withLock { state -> Int? in
-            guard case .starting(let waiters, let nextWaiterID) = state else { return nil }
-            state = .starting(waiters: waiters, nextWaiterID: nextWaiterID + 1)
-            return nextWaiterID
+            guard case .starting(var starting) = state else { return nil }
+            let id = starting.nextWaiterID
+            starting.nextWaiterID += 1
+            state = .starting(starting)
+            return id
         }
         guard let id else {
             // The first attempt finished meanwhile.
-            switch self.lookup() {
-            case .connected(let connection): return connection
-            case .starting, .unavailable(_): throw self.notConnectedError()
-            }
+            return try self.connectionOrNotConnectedError()
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 let registered = self.state.withLock { state -> Bool in
-                    guard case .starting(var waiters, let nextWaiterID) = state else { return false }
-                    waiters[id] = Waiter(continuation: continuation, timeout: nil)
-                    state = .starting(waiters: waiters, nextWaiterID: nextWaiterID)
-                    return true
-                }
-                guard registered else {
-                    switch self.lookup() {
-                    case .connected(let connection): continuation.resume(returning: connection)
-                    case .starting, .unavailable(_): continuation.resume(throwing: self.notConnectedError())
+                    guard case .starting(var starting) = state else { return false }
+                    starting.waiters[id] = Waiter(continuation: continuation, deadline: deadline)
+                    if starting.timerDeadline.map({ deadline < $0 }) ?? true {
+                        starting.timer?.cancel()
+                        starting.timer = self.scheduleWaiterTimer(at: deadline)
+                        starting.timerDeadline = deadline
                     }
-                    return
-                }
-                let timeoutTask = self.eventLoop.scheduleTask(in: timeout) { () -> Void in
-                    let error = RedisClientError(.notConnected, message: "the first connection to Redis was not up within the connect timeout")
-                    self.removeWaiter(id)?.resume(throwing: error)
-                }
-                let stillWaiting = self.state.withLock { state -> Bool in
-                    guard case .starting(var waiters, let nextWaiterID) = state, waiters[id] != nil else { return false }
-                    waiters[id]?.timeout = timeoutTask
-                    state = .starting(waiters: waiters, nextWaiterID: nextWaiterID)
+                    state = .starting(starting)
                     return true
                 }
-                if !stillWaiting {
-                    timeoutTask.cancel()
+                if !registered {
+                    continuation.resume(with: Result { try self.connectionOrNotConnectedError() })
                 }
             }
         } onCancel: {
-            self.removeWaiter(id)?.resume(throwing: CancellationError())
+            let waiter = self.state.withLock { state -> Waiter? in
+                guard case .starting(var starting) = state, let waiter = starting.waiters.removeValue(forKey: id) else { return nil }
+                state = .starting(starting)
+                return waiter
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    private func scheduleWaiterTimer(at deadline: NIODeadline) -> Scheduled<Void> {
+        self.eventLoop.scheduleTask(deadline: deadline) { () -> Void in
+            self.waiterTimerFired()
+        }
+    }
+
+    /// Fails the waiters whose wait is over and re-arms the timer for the others.
+    private func waiterTimerFired() {
+        let now = NIODeadline.now()
+        let expired = self.state.withLock { state -> [Waiter] in
+            guard case .starting(var starting) = state else { return [] }
+            var expired: [Waiter] = []
+            var earliest: NIODeadline?
+            for (id, waiter) in starting.waiters {
+                if waiter.deadline <= now {
+                    expired.append(waiter)
+                    starting.waiters[id] = nil
+                } else {
+                    earliest = min(earliest ?? waiter.deadline, waiter.deadline)
+                }
+            }
+            starting.timer = earliest.map { self.scheduleWaiterTimer(at: $0) }
+            starting.timerDeadline = earliest
+            state = .starting(starting)
+            return expired
+        }
+        let error = RedisClientError(.notConnected, message: "the first connection to Redis was not up within the connect timeout")
+        for waiter in expired {
+            waiter.continuation.resume(throwing: error)
         }
     }
 
@@ -105,9 +141,10 @@ final class RedisConnectionSlot: Sendable {
     func connectionEstablished(_ connection: RedisConnection) {
         let waiters = self.state.withLock { state -> [Waiter] in
             switch state {
-            case .starting(let waiters, _):
+            case .starting(let starting):
+                starting.timer?.cancel()
                 state = .connected(connection)
-                return Array(waiters.values)
+                return Array(starting.waiters.values)
             case .disconnected, .connected:
                 state = .connected(connection)
                 return []
@@ -116,7 +153,6 @@ final class RedisConnectionSlot: Sendable {
             }
         }
         for waiter in waiters {
-            waiter.timeout?.cancel()
             waiter.continuation.resume(returning: connection)
         }
     }
@@ -125,9 +161,10 @@ final class RedisConnectionSlot: Sendable {
     func connectionUnavailable(_ error: RedisClientError) {
         let waiters = self.state.withLock { state -> [Waiter] in
             switch state {
-            case .starting(let waiters, _):
+            case .starting(let starting):
+                starting.timer?.cancel()
                 state = .disconnected(error)
-                return Array(waiters.values)
+                return Array(starting.waiters.values)
             case .connected, .disconnected:
                 state = .disconnected(error)
                 return []
@@ -137,7 +174,6 @@ final class RedisConnectionSlot: Sendable {
         }
         let notConnected = RedisClientError(.notConnected, message: "not connected to Redis: \(error.message)", underlyingError: error)
         for waiter in waiters {
-            waiter.timeout?.cancel()
             waiter.continuation.resume(throwing: notConnected)
         }
     }
@@ -147,13 +183,14 @@ final class RedisConnectionSlot: Sendable {
         let (waiters, connection) = self.state.withLock { state -> ([Waiter], RedisConnection?) in
             defer { state = .shutdown }
             switch state {
-            case .starting(let waiters, _): return (Array(waiters.values), nil)
+            case .starting(let starting):
+                starting.timer?.cancel()
+                return (Array(starting.waiters.values), nil)
             case .connected(let connection): return ([], connection)
             case .disconnected, .shutdown: return ([], nil)
             }
         }
         for waiter in waiters {
-            waiter.timeout?.cancel()
             waiter.continuation.resume(throwing: Self.shutdownError)
         }
         return connection
@@ -161,24 +198,16 @@ final class RedisConnectionSlot: Sendable {
 
     // MARK: Helpers
 
-    private func removeWaiter(_ id: Int) -> CheckedContinuation<RedisConnection, any Error>? {
-        let waiter = self.state.withLock { state -> Waiter? in
-            guard case .starting(var waiters, let nextWaiterID) = state, let waiter = waiters.removeValue(forKey: id) else { return nil }
-            state = .starting(waiters: waiters, nextWaiterID: nextWaiterID)
-            return waiter
-        }
-        waiter?.timeout?.cancel()
-        return waiter?.continuation
-    }
-
-    private func notConnectedError() -> RedisClientError {
+    private func connectionOrNotConnectedError() throws -> RedisConnection {
         switch self.lookup() {
+        case .connected(let connection):
+            return connection
         case .unavailable(let error) where error.code == .shutdown:
-            return error
+            throw error
         case .unavailable(let error):
-            return RedisClientError(.notConnected, message: "not connected to Redis: \(error.message)", underlyingError: error)
-        case .connected, .starting:
-            return RedisClientError(.notConnected, message: "not connected to Redis")
+            throw RedisClientError(.notConnected, message: "not connected to Redis: \(error.message)", underlyingError: error)
+        case .starting:
+            throw RedisClientError(.notConnected, message: "not connected to Redis")
         }
     }
 
