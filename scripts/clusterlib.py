@@ -233,7 +233,7 @@ class Cluster:
             raise ValueError(f"user store must be json or redis, not {user_store!r}")
         if instances < 1:
             raise ValueError("at least one instance")
-        self.binary = Path(binary).resolve()
+        self.binary = Path(os.path.abspath(binary))
         if not os.access(self.binary, os.X_OK):
             raise FileNotFoundError(f"{self.binary} is not an executable (build it first)")
         for tool in ("redis-server", "nginx"):
@@ -604,6 +604,9 @@ http {{
 def build_release_binary() -> Path:
     """`swift build -c release --product session-api` (a no-op when up to date); returns the binary."""
     subprocess.run(["swift", "build", "-c", "release", "--product", "session-api"], cwd=REPO, check=True)
+    link = REPO / ".build" / "release" / "session-api"  # SwiftPM's short name for the same file
+    if os.access(link, os.X_OK):
+        return link
     out = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=REPO, check=True, capture_output=True, text=True)
     return Path(out.stdout.strip()) / "session-api"
 
