@@ -629,6 +629,13 @@ class Chaos:
                 self.proxy_explained.append(f"{rec.status} {rec.method} {rec.kind} {rec.rid}: {line}")
             else:
                 self.findings.add("proxy_5xx_unexplained", f"{rec.status} {rec.method} {rec.kind} {rec.rid}: {line or 'not in the access log'}")
+        # Requests nginx moved to another instance after a dead one (upstream list "a, b").
+        self.moved = {}
+        for line in log.values():
+            attempts = re.search(r'"(\S+) .*upstream=(.*?) upstream_status=(.*?) upstream_time=', line)
+            if attempts and "," in attempts.group(2):
+                key = f"{attempts.group(1)} ({attempts.group(3)})"
+                self.moved[key] = self.moved.get(key, 0) + 1
         # 503s while Redis was up and every instance was ready (information: which instance, when).
         self.unexpected_503 = []
         for rec in self.records:
@@ -698,6 +705,8 @@ class Chaos:
                 other_codes[f"{r.method} {r.kind} {key}"] = other_codes.get(f"{r.method} {r.kind} {key}", 0) + 1
         if other_codes:
             print("other errors: " + ", ".join(f"{k}: {v}" for k, v in sorted(other_codes.items())))
+        if getattr(self, "moved", None):
+            print("moved by nginx to another instance (method, upstream statuses): " + ", ".join(f"{k}: {v}" for k, v in sorted(self.moved.items())))
         for entry in getattr(self, "proxy_explained", []):
             print(f"  nginx 502 for a POST in flight to the killed instance (not resent, by design): {entry}")
         unexpected = getattr(self, "unexpected_503", [])
