@@ -181,12 +181,15 @@ _SETPRIV = shutil.which("setpriv")
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.02) -> None:
-    """Polls `predicate` until it is true; raises TimeoutError naming `what` after `timeout` s."""
+    """Polls `predicate` until it is true; raises TimeoutError naming `what` after `timeout` s.
+    A RuntimeError from `predicate` (say, the child died) ends the wait at once; other errors count as "not yet"."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             if predicate():
                 return
+        except RuntimeError:
+            raise
         except Exception:
             pass
         if time.monotonic() > deadline:
@@ -389,18 +392,7 @@ class Cluster:
                 raise RuntimeError(f"redis-server exited with status {self.redis.popen.returncode}; see {self.redis_dir / 'redis.log'}")
             return self.redis_ready()
 
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if ready():
-                    return
-            except RuntimeError:
-                raise
-            except Exception:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"redis-server on port {self.redis_port} not ready within {timeout:.0f} s")
-            time.sleep(0.02)
+        wait_until(ready, timeout, f"redis-server on port {self.redis_port} (loaded)")
 
     def pause_redis(self) -> None:
         """SIGSTOP: Redis keeps its sockets but answers nothing (a hung Redis)."""
@@ -460,28 +452,13 @@ class Cluster:
                 raise RuntimeError(f"{app.name} exited with status {app.popen.returncode}; see {app.log}")
             return self.healthy(index)
 
-        self._wait(check, timeout, f"{app.name} on {self.instance_url(index)}/healthz")
+        wait_until(check, timeout, f"{app.name} on {self.instance_url(index)}/healthz")
         self._say(f"{app.name} on {self.instance_url(index)} (pid {app.pid})")
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Until every instance's /readyz is 200 (its stores answer)."""
         for i in range(len(self.apps)):
-            self._wait(lambda i=i: self.ready(i), timeout, f"{self.apps[i].name}/readyz")
-
-    @staticmethod
-    def _wait(check, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if check():
-                    return
-            except RuntimeError:
-                raise
-            except Exception:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what}: not within {timeout:.0f} s")
-            time.sleep(0.02)
+            wait_until(lambda i=i: self.ready(i), timeout, f"{self.apps[i].name}/readyz")
 
     # -- nginx --
 
@@ -579,7 +556,7 @@ http {{
                 raise RuntimeError(f"nginx exited with status {self.nginx.popen.returncode}; see {self.nginx_dir / 'error.log'}")
             return http_status(self.front_url + "/healthz") == 200
 
-        self._wait(up, timeout, f"nginx on {self.front_url}")
+        wait_until(up, timeout, f"nginx on {self.front_url}")
         self._say(f"nginx on {self.front_url} (pid {self.nginx.pid}, config {conf})")
 
     # -- the CLI against this cluster's stores --
