@@ -192,7 +192,7 @@ class Chaos:
         self.ambiguous_creates: list[str] = []  # emails whose POST got 502/503/timeout
         self.flow_sessions: list[Session] = []  # logged in by the login/logout clients
         self.flows = 0
-        self.pending_logout_403: list = []  # (session, rec): logouts answered 403, explained from the log
+        self.pending_logout_403: list = []  # (session, rec, earlier attempt failed): logouts answered 403
         self.lock = threading.Lock()
         self.run_id = f"{int(time.time())}{random.randrange(1000):03d}"
         self.command_timeout = int(os.environ.get("REDIS_COMMAND_TIMEOUT_MS", "1000")) / 1000.0
@@ -412,13 +412,15 @@ class Chaos:
                 session.logged_out = True
                 return
             if status == 403:
-                # Only possible when an earlier attempt did delete it: a 503 whose command Redis ran
-                # later, or a DELETE that nginx retried after its upstream died (checked in the log).
+                # Right only when an earlier attempt did delete it: our earlier attempt got a 503 whose
+                # command Redis ran anyway, or nginx moved this DELETE after its first instance died (the
+                # access log shows it). Otherwise the session was gone before its logout: lost.
+                earlier_attempt = session.ambiguous
                 session.logged_out = True
                 session.ambiguous = True
                 rec.expected = True
                 with self.lock:
-                    self.pending_logout_403.append((session, rec))
+                    self.pending_logout_403.append((session, rec, earlier_attempt))
                 return
             # 503 (Redis away) or a proxy error: the outcome is unknown; try again.
             session.ambiguous = True
@@ -644,12 +646,15 @@ class Chaos:
                 since = f", {rec.t0 - kill['t_up']:+.3f} s from the restart of {kill['addr']}" if kill else ""
                 self.unexpected_503.append(f"{rec.method} {rec.kind} {rec.rid} ({self.phase_of(rec.t0)}{since}): {log.get(rec.rid, '')}")
         # A logout answered 403 must be explained: an earlier attempt of the same DELETE reached Redis.
-        for session, rec in self.pending_logout_403:
+        for session, rec, earlier_attempt in self.pending_logout_403:
             line = log.get(rec.rid, "")
             attempts = re.search(r"upstream_status=(.*?) upstream_time=", line)
-            retried = attempts is not None and "," in attempts.group(1)
-            if not retried:
-                self.findings.add("notes", f"logout of {session.email} answered 403 after an earlier attempt's 503/error ({rec.rid})")
+            moved = attempts is not None and "," in attempts.group(1)
+            if earlier_attempt or moved:
+                self.findings.add("notes", f"logout of {session.email} answered 403: an earlier attempt had deleted it ({rec.rid}, {'moved by nginx' if moved else 'after a 503'})")
+            else:
+                rec.expected = False
+                self.findings.session_lost(session, f"its first logout answered 403 ({rec.rid}): gone before it was logged out")
 
     def check_redis_windows(self) -> None:
         """While Redis was stopped, every request must have ended (503) within the command timeout + margin."""
