@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 from clusterlib import REPO, Cluster, redis_command, resolve_binary  # noqa: E402
 
 # Durations in seconds. `kills`: how many kill -9 rounds (each on the next instance); `restarts`: the signal

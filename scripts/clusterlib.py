@@ -682,8 +682,9 @@ Ctrl-C (or SIGTERM) stops everything.""",
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if cluster:
             cluster.stop()
-            statuses = ", ".join(f"{name} {status}" for name, status in cluster.exit_statuses.items())
-            print(f"cluster: stopped ({statuses})", file=sys.stderr)
+            statuses = ", ".join(f"{name} {status}" for name, status in cluster.exit_statuses.items() if status is not None)
+            if statuses:
+                print(f"cluster: stopped; exit statuses: {statuses}", file=sys.stderr)
 
 
 if __name__ == "__main__":
