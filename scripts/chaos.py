@@ -807,6 +807,7 @@ def main(argv: list[str]) -> int:
     binary = resolve_binary(args.binary)
     # SIGTERM/SIGINT: stop the cluster (the `finally` in Chaos.run) and exit non-zero.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored (a background job)
     results = {}
     started = time.monotonic()
     for store in stores:
