@@ -1,14 +1,19 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// One connection to Redis: a channel whose pipeline ends in a ``RedisChannelHandler``.
 ///
-/// Commands may be sent from any task; they hop to the channel's event loop, where the handler encodes them, flushes once
-/// per loop pass and matches replies in order. Sendable: it only holds the channel and a loop-bound handler reference.
+/// Commands may be sent from any task. Off the event loop they are put in an inbox, and the first one of a batch
+/// schedules a single drain on the event loop: thousands of concurrent callers cost one task hop per loop pass, not one
+/// each. On the loop, the handler encodes them, flushes once per loop pass and matches replies in order.
+/// Sendable: it holds the channel, a loop-bound handler reference and a lock-protected inbox.
 final class RedisConnection: Sendable {
     let channel: any Channel
     private let handler: NIOLoopBound<RedisChannelHandler>
+    /// Writes sent from other threads, waiting for the event loop to drain them.
+    private let inbox = Mutex<[RedisChannelHandler.Write]>([])
     /// The reply limit for commands sent without an explicit timeout.
     let commandTimeout: TimeAmount
 
@@ -26,13 +31,7 @@ final class RedisConnection: Sendable {
     func send(_ command: [RedisArgument], timeout: TimeAmount? = nil) async throws -> RESPValue {
         let timeout = timeout ?? self.commandTimeout
         return try await withCheckedThrowingContinuation { (continuation: RedisChannelHandler.Promise) in
-            if self.eventLoop.inEventLoop {
-                self.handler.value.write(command: command, timeout: timeout, promise: continuation)
-            } else {
-                self.eventLoop.execute {
-                    self.handler.value.write(command: command, timeout: timeout, promise: continuation)
-                }
-            }
+            self.submit(.command(command, timeout: timeout, promise: continuation))
         }
     }
 
@@ -42,18 +41,42 @@ final class RedisConnection: Sendable {
     func pipeline(_ commands: [[RedisArgument]], timeout: TimeAmount? = nil) async throws -> [RESPValue] {
         let timeout = timeout ?? self.commandTimeout
         let reply = try await withCheckedThrowingContinuation { (continuation: RedisChannelHandler.Promise) in
-            if self.eventLoop.inEventLoop {
-                self.handler.value.write(pipeline: commands, timeout: timeout, promise: continuation)
-            } else {
-                self.eventLoop.execute {
-                    self.handler.value.write(pipeline: commands, timeout: timeout, promise: continuation)
-                }
-            }
+            self.submit(.pipeline(commands, timeout: timeout, promise: continuation))
         }
         guard case .array(let replies) = reply, replies.count == commands.count else {
             throw RedisClientError(.unexpectedReply, message: "a pipeline of \(commands.count) commands got a mismatched reply")
         }
         return replies
+    }
+
+    /// Hands `write` to the handler: directly on the event loop, else through the inbox.
+    private func submit(_ write: RedisChannelHandler.Write) {
+        if self.eventLoop.inEventLoop {
+            self.handler.value.write(write)
+            return
+        }
+        let isFirst = self.inbox.withLock { inbox in
+            inbox.append(write)
+            return inbox.count == 1
+        }
+        if isFirst {
+            self.eventLoop.execute {
+                self.drainInbox()
+            }
+        }
+    }
+
+    /// Writes everything in the inbox. Runs on the event loop; swaps the inbox with the handler's spare array, so a
+    /// steady stream of commands allocates no arrays.
+    private func drainInbox() {
+        let handler = self.handler.value
+        var batch = handler.takeSpareWrites()
+        self.inbox.withLock { swap(&$0, &batch) }
+        for write in batch {
+            handler.write(write)
+        }
+        batch.removeAll(keepingCapacity: true)
+        handler.returnSpareWrites(batch)
     }
 
     /// Closes the connection; pending commands fail with `error`. Returns at once; see ``closeFuture``.
