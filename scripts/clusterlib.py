@@ -404,9 +404,10 @@ class Cluster:
         self.redis_paused = False
 
     def stop_redis(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
-        """SIGTERM: Redis fsyncs the AOF and exits (nothing acknowledged is lost). SIGKILL: a crash;
-        with appendfsync everysec the kernel still holds every write Redis acknowledged, only a machine
-        crash could lose the last second; with appendfsync always, not even that."""
+        """SIGTERM: Redis writes and fsyncs the AOF and exits (nothing acknowledged is lost). SIGKILL: a
+        crash; with appendfsync everysec Redis may have acknowledged writes it still held in memory while a
+        background fsync ran (rare), and a machine crash loses about the last second; with appendfsync
+        always, nothing."""
         status = self.redis.stop(timeout, sig=sig)
         self.redis_paused = False
         return status
