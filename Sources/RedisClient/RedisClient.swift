@@ -129,15 +129,17 @@ public final class RedisClient: Sendable, Service {
         var logger = self.logger
         logger[metadataKey: "redis.connection"] = "\(slot.index)"
         var failedAttempts = 0
+        var hasBeenUnavailable = false
         while !Task.isCancelled {
             do {
                 let connection = try await RedisConnection.connect(configuration: self.configuration, eventLoop: slot.eventLoop, logger: logger)
-                if failedAttempts > 0 {
+                if hasBeenUnavailable {
                     logger.info("Reconnected to Redis", metadata: ["redis.endpoint": "\(self.configuration.endpoint)"])
                 } else {
                     logger.debug("Connected to Redis", metadata: ["redis.endpoint": "\(self.configuration.endpoint)"])
                 }
                 failedAttempts = 0
+                hasBeenUnavailable = true
                 slot.connectionEstablished(connection)
                 await withTaskCancellationHandler {
                     try? await connection.closeFuture.get()

@@ -18,6 +18,8 @@ final class RedisChannelHandler: ChannelInboundHandler {
     /// Commands encoded during this event-loop pass, written with one flush.
     private var outbound: ByteBuffer
     private var timer: Scheduled<Void>?
+    /// The time the first command of this loop pass was written; cleared by the pass's flush.
+    private var passStart: NIODeadline?
     private let eventLoop: any EventLoop
     private let logger: Logger
 
@@ -31,6 +33,35 @@ final class RedisChannelHandler: ChannelInboundHandler {
     }
 
     // MARK: Commands (call on the event loop)
+
+    /// A command or a pipeline to send, with its reply promise.
+    enum Write: Sendable {
+        case command([RedisArgument], timeout: TimeAmount, promise: Promise)
+        case pipeline([[RedisArgument]], timeout: TimeAmount, promise: Promise)
+    }
+
+    /// An empty array with capacity, for ``RedisConnection`` to swap its inbox into.
+    private var spareWrites: [Write] = []
+
+    func takeSpareWrites() -> [Write] {
+        var spare: [Write] = []
+        swap(&spare, &self.spareWrites)
+        return spare
+    }
+
+    func returnSpareWrites(_ writes: [Write]) {
+        self.spareWrites = writes
+    }
+
+    /// Sends a command or a pipeline.
+    func write(_ write: Write) {
+        switch write {
+        case .command(let command, let timeout, let promise):
+            self.write(command: command, timeout: timeout, promise: promise)
+        case .pipeline(let commands, let timeout, let promise):
+            self.write(pipeline: commands, timeout: timeout, promise: promise)
+        }
+    }
 
     /// Sends one command; `promise` is resumed with its reply, or with a ``RedisClientError``.
     /// - Parameters:
@@ -78,10 +109,14 @@ final class RedisChannelHandler: ChannelInboundHandler {
     }
 
     private func commandEncoded(promise: Promise, pipelineCount: Int?, timeout: TimeAmount, rollbackTo mark: Int) {
-        let deadline = self.eventLoop.now + timeout
+        // One clock read per loop pass: commands written in the same pass share it (their deadlines are at most one
+        // pass early, never late).
+        let now = self.passStart ?? self.eventLoop.now
+        let deadline = now + timeout
         switch self.stateMachine.commandEncoded(promise: promise, pipelineCount: pipelineCount, deadline: deadline) {
         case .write(let scheduleFlush, let armTimer):
             if scheduleFlush {
+                self.passStart = now
                 self.eventLoop.assumeIsolated().execute {
                     self.flushTriggered()
                 }
@@ -96,6 +131,7 @@ final class RedisChannelHandler: ChannelInboundHandler {
     }
 
     private func flushTriggered() {
+        self.passStart = nil
         switch self.stateMachine.flushTriggered() {
         case .flush(let context):
             context.writeAndFlush(Self.wrapOutboundOut(self.outbound), promise: nil)

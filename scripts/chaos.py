@@ -1,0 +1,832 @@
+#!/usr/bin/env python3
+"""Proof under faults (issue 4): a cluster of 3 session-api processes behind nginx, sessions in Redis,
+load from several clients, and faults in the middle: kill -9 an instance and start it again, SIGSTOP
+Redis for 2 s then SIGCONT, restart Redis. At the end it prints per phase: requests, 2xx, expected 4xx
+(403 for a cookie after its logout), 503, other errors, p99 and max latency; then the counts that must
+be 0, and exits 1 if any is not. Loopback only, bounded in time; Python 3 standard library.
+
+Run it through `scripts/chaos` (installs what is missing); `--help` lists the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
+from clusterlib import REPO, Cluster, redis_command, resolve_binary  # noqa: E402
+
+# Durations in seconds. `kills`: how many kill -9 rounds (each on the next instance); `restarts`: the signal
+# that stops Redis in each restart round (SIGTERM: a clean restart; SIGKILL: a crash of the Redis process).
+PROFILES = {
+    "short": dict(baseline=3.0, dead=1.0, after_kill=3.0, pause=2.0, after_pause=3.0, after_restart=3.0, kills=1, pauses=1, restarts=["SIGTERM"]),
+    "long": dict(baseline=15.0, dead=3.0, after_kill=10.0, pause=2.0, after_pause=10.0, after_restart=10.0, kills=3, pauses=3, restarts=["SIGTERM", "SIGKILL"]),
+}
+
+TIMEOUT = -1  # no answer within the client timeout: a hang
+TRANSPORT = -2  # the front (nginx) refused or reset the connection
+
+COOKIE = "_my_session_id"
+COOKIE_RE = re.compile(COOKIE + r"=([0-9a-fA-F-]{36})")
+
+
+@dataclass
+class Rec:
+    """One request as the client saw it."""
+
+    t0: float
+    dur: float
+    method: str
+    kind: str
+    status: int
+    rid: str
+    origin: str = ""  # "app" (JSON body) or "proxy" (nginx's own HTML page) for 5xx
+    expected: bool = False  # a 4xx that is the right answer (a logged-out cookie -> 403)
+
+
+@dataclass
+class Session:
+    cookie: str
+    user_id: str
+    email: str
+    logged_out: bool = False
+    ambiguous: bool = False  # a logout whose outcome the client cannot know (503 / retried by nginx)
+
+
+@dataclass
+class Findings:
+    """Everything that must stay empty, with evidence."""
+
+    sessions_lost: dict = field(default_factory=dict)  # cookie -> first evidence: each session counts once
+    users_lost: dict = field(default_factory=dict)  # user id -> evidence: each user counts once
+    wrong_user: list = field(default_factory=list)
+    app_5xx: list = field(default_factory=list)
+    proxy_5xx_unexplained: list = field(default_factory=list)
+    hangs: list = field(default_factory=list)
+    slow_while_redis_stopped: list = field(default_factory=list)
+    revoked_still_valid: list = field(default_factory=list)
+    stale_reads: list = field(default_factory=list)
+    transport_errors: list = field(default_factory=list)
+    no_retry_after: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, name: str, item) -> None:
+        with self.lock:
+            getattr(self, name).append(item)
+
+    def user_lost(self, uid: str, evidence: str) -> None:
+        with self.lock:
+            self.users_lost[uid] = self.users_lost.get(uid, "") + ("; " if uid in self.users_lost else "") + evidence
+
+    def session_lost(self, session: "Session", evidence: str) -> None:
+        with self.lock:
+            self.sessions_lost.setdefault(session.cookie, f"{session.email}: {evidence}")
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection to the front, with a hard timeout per request."""
+
+    counter = 0
+    counter_lock = threading.Lock()
+
+    def __init__(self, host: str, port: int, name: str, timeout: float, records: list):
+        self.host, self.port, self.name, self.timeout, self.records = host, port, name, timeout, records
+        self.conn: http.client.HTTPConnection | None = None
+        self.n = 0
+
+    def close(self) -> None:
+        if self.conn:
+            self.conn.close()
+            self.conn = None
+
+    def request(self, method: str, path: str, kind: str, cookie: str | None = None, body: bytes | None = None, content_type: str | None = None, record: bool = True):
+        self.n += 1
+        rid = f"{self.name}-{self.n}"
+        headers = {"X-Request-Id": rid, "User-Agent": "chaos"}
+        if cookie:
+            headers["Cookie"] = f"{COOKIE}={cookie}"
+        if content_type:
+            headers["Content-Type"] = content_type
+        t0 = time.monotonic()
+        status, data, resp_headers = 0, b"", {}
+        try:
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+            data = response.read()
+            status = response.status
+            resp_headers = {k.lower(): v for k, v in response.getheaders()}
+            if response.will_close:
+                self.close()
+        except (socket.timeout, TimeoutError):
+            status = TIMEOUT
+            self.close()
+        except (OSError, http.client.HTTPException):
+            status = TRANSPORT
+            self.close()
+        dur = time.monotonic() - t0
+        origin = ""
+        if status >= 500:
+            origin = "app" if data.startswith(b"{") else "proxy"
+        rec = Rec(t0, dur, method, kind, status, rid, origin)
+        if record:
+            self.records.append(rec)  # list.append is atomic
+        return status, data, resp_headers, rec
+
+
+class Pacer:
+    """Calls at most `rate` times per second (0: no limit); never bunches up after a slow stretch."""
+
+    def __init__(self, rate: float):
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_at = time.monotonic()
+
+    def __call__(self) -> None:
+        if not self.interval:
+            return
+        delay = self.next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self.next_at = max(self.next_at, time.monotonic()) + self.interval
+
+
+def parse_json(data: bytes):
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+class Chaos:
+    def __init__(self, args, user_store: str, binary: Path):
+        self.args = args
+        self.user_store = user_store
+        self.profile = dict(PROFILES["short" if args.short else "long"])
+        self.binary = binary
+        self.data_dir = Path(args.data_dir or REPO / "data" / f"chaos-{user_store}").resolve()
+        self.records: list[Rec] = []
+        self.findings = Findings()
+        self.stop_load = threading.Event()
+        self.phases: list[tuple[str, float]] = []
+        self.redis_stopped: list[tuple[float, float]] = []  # SIGSTOP .. SIGCONT windows
+        self.redis_faults: list[tuple[float, float]] = []  # from SIGSTOP or stop, until every instance is ready again
+        self.kills: list[dict] = []  # {"index", "addr", "t_kill", "t_up"}
+        self.persistent: list[Session] = []
+        self.admin: Session | None = None
+        self.users: list[dict] = []  # the 50 users: id, email, password
+        self.created: dict[str, str] = {}  # id -> email, every 201
+        self.ambiguous_creates: list[str] = []  # emails whose POST got 502/503/timeout
+        self.flow_sessions: list[Session] = []  # logged in by the login/logout clients
+        self.flows = 0
+        self.pending_logout_403: list = []  # (session, rec, earlier attempt failed): logouts answered 403
+        self.lock = threading.Lock()
+        self.run_id = f"{int(time.time())}{random.randrange(1000):03d}"
+        self.command_timeout = int(os.environ.get("REDIS_COMMAND_TIMEOUT_MS", "1000")) / 1000.0
+
+    # -- helpers --
+
+    def log(self, text: str) -> None:
+        print(f"chaos[{self.user_store}] {time.monotonic() - self.t_start:6.1f}s {text}", flush=True)
+
+    def phase(self, name: str) -> None:
+        self.phases.append((name, time.monotonic()))
+        self.log(f"phase: {name}")
+
+    def client(self, name: str, record: bool = True) -> Client:
+        return Client("127.0.0.1", self.cluster.front_port, name, self.args.client_timeout, self.records if record else [])
+
+    def login(self, c: Client, email: str, password: str, kind: str = "login", retry_until: float | None = None):
+        """POST login; returns (status, Session or None, rec, headers). Retries 503s until `retry_until`."""
+        from urllib.parse import urlencode
+
+        body = urlencode({"email": email, "password": password}).encode()
+        while True:
+            status, data, headers, rec = c.request("POST", "/api/v1/auth_session/login", kind, body=body, content_type="application/x-www-form-urlencoded")
+            if status == 200:
+                user = parse_json(data) or {}
+                match = COOKIE_RE.search(headers.get("set-cookie", ""))
+                if user.get("email") != email:
+                    self.findings.add("wrong_user", f"login as {email} answered {user.get('email')!r} ({rec.rid})")
+                if not match:
+                    self.findings.add("notes", f"login 200 without a session cookie ({rec.rid})")
+                    return status, None, rec, headers
+                return status, Session(match.group(1), user.get("id", ""), email), rec, headers
+            if retry_until is not None and status in (503, 502, TRANSPORT) and time.monotonic() < retry_until:
+                time.sleep(0.05)
+                continue
+            return status, None, rec, headers
+
+    # -- set-up --
+
+    def setup(self) -> None:
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)  # this run's own directory (data/chaos-<store>)
+        env = {"PASSWORD_HASH_COST": str(self.args.hash_cost), "LOG_LEVEL": os.environ.get("LOG_LEVEL", "info")}
+        self.cluster = Cluster(self.binary, self.data_dir, instances=3, user_store=self.user_store, env=env, appendfsync=self.args.appendfsync, redis_db=self.args.redis_db, quiet=True)
+        self.cluster.start()
+        self.log(f"cluster up: nginx {self.cluster.front_url} -> {' '.join(self.cluster.instance_urls)}, redis {self.cluster.redis_url}, data {self.data_dir}")
+        admin_email, admin_password = f"admin-{self.run_id}@chaos.test", "admin-password"
+        self.admin_password = admin_password
+        self.cluster.create_user(admin_email, admin_password)
+        c = self.client("setup", record=False)
+        deadline = time.monotonic() + 30
+        status, self.admin, _, _ = self.login(c, admin_email, admin_password, retry_until=deadline)
+        if status != 200 or not self.admin:
+            raise RuntimeError(f"admin login failed: {status}")
+        for i in range(self.args.users):
+            email, password = f"user{i}-{self.run_id}@chaos.test", f"pw-{i}-{random.randrange(10**9)}"
+            body = json.dumps({"email": email, "password": password, "first_name": f"U{i}"}).encode()
+            status, data, _, rec = c.request("POST", "/api/v1/users", "setup", cookie=self.admin.cookie, body=body, content_type="application/json")
+            if status != 201:
+                raise RuntimeError(f"creating {email}: {status} {data[:200]!r}")
+            user = parse_json(data)
+            self.users.append({"id": user["id"], "email": email, "password": password})
+            self.created[user["id"]] = email
+        for user in self.users:
+            status, session, _, _ = self.login(c, user["email"], user["password"], retry_until=deadline)
+            if status != 200 or not session:
+                raise RuntimeError(f"login {user['email']}: {status}")
+            if session.user_id != user["id"]:
+                self.findings.add("wrong_user", f"login {user['email']} gave user {session.user_id}")
+            self.persistent.append(session)
+        # Every persistent session must work through every instance before the faults begin.
+        for session in self.persistent + [self.admin]:
+            for url in self.cluster.instance_urls:
+                status, body = self.direct_me(url, session.cookie)
+                if status != 200 or (parse_json(body) or {}).get("id") != session.user_id:
+                    raise RuntimeError(f"session of {session.email} not valid on {url} before the run: {status}")
+        c.close()
+        self.log(f"{len(self.users)} users created and logged in (PASSWORD_HASH_COST={self.args.hash_cost}), plus an admin session for creating users")
+
+    def direct_me(self, base_url: str, cookie: str) -> tuple[int, bytes]:
+        host, port = base_url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=self.args.client_timeout)
+        try:
+            conn.request("GET", "/api/v1/users/me", headers={"Cookie": f"{COOKIE}={cookie}"})
+            response = conn.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            return TRANSPORT, b""
+        finally:
+            conn.close()
+
+    # -- load --
+
+    def check_common(self, status: int, headers: dict, rec: Rec) -> None:
+        if status == TIMEOUT:
+            self.findings.add("hangs", f"{rec.method} {rec.kind} {rec.rid}: no answer within {self.args.client_timeout:.0f} s")
+        elif status == TRANSPORT:
+            self.findings.add("transport_errors", f"{rec.method} {rec.kind} {rec.rid}")
+        elif status == 503 and rec.origin == "app" and "retry-after" not in headers:
+            self.findings.add("no_retry_after", rec.rid)
+
+    def me_worker(self, n: int) -> None:
+        """Calls /users/me with the 50 cookies; every 200 must name the cookie's user."""
+        c = self.client(f"me{n}")
+        rng = random.Random(n)
+        pace = Pacer(self.args.rate)
+        while not self.stop_load.is_set():
+            pace()
+            session = rng.choice(self.persistent)
+            status, data, headers, rec = c.request("GET", "/api/v1/users/me", "me", cookie=session.cookie)
+            if status == 200:
+                user = parse_json(data) or {}
+                if user.get("id") != session.user_id or user.get("email") != session.email:
+                    self.findings.add("wrong_user", f"/users/me for {session.email} answered {user.get('email')!r} ({rec.rid})")
+            elif status in (401, 403):
+                self.findings.session_lost(session, f"{status} on /users/me mid-run ({rec.rid}, {self.phase_of(rec.t0)})")
+            self.check_common(status, headers, rec)
+        c.close()
+
+    def create_worker(self, n: int) -> None:
+        """Creates users with the admin cookie; records every 201 and reads the user back at once."""
+        c = self.client(f"create{n}")
+        pace = Pacer(self.args.create_rate)
+        i = 0
+        while not self.stop_load.is_set():
+            pace()
+            i += 1
+            email = f"new{n}-{i}-{self.run_id}@chaos.test"
+            body = json.dumps({"email": email, "password": "pw"}).encode()
+            status, data, headers, rec = c.request("POST", "/api/v1/users", "create", cookie=self.admin.cookie, body=body, content_type="application/json")
+            self.check_common(status, headers, rec)
+            if status == 201:
+                user = parse_json(data) or {}
+                if user.get("email") != email:
+                    self.findings.add("wrong_user", f"create {email} answered {user.get('email')!r} ({rec.rid})")
+                with self.lock:
+                    self.created[user["id"]] = email
+                # Read it back through the balancer (usually another process).
+                for _ in range(50):
+                    status, data, headers, rec = c.request("GET", f"/api/v1/users/{user['id']}", "read-back", cookie=self.admin.cookie)
+                    self.check_common(status, headers, rec)
+                    if status == 503 or status == TRANSPORT:
+                        time.sleep(0.05)
+                        continue
+                    if status == 404:
+                        self.findings.add("stale_reads", f"{email} ({user['id']}): 201, then 404 on read-back ({rec.rid})")
+                    elif status == 200 and (parse_json(data) or {}).get("email") != email:
+                        self.findings.add("wrong_user", f"read-back of {user['id']} answered another user ({rec.rid})")
+                    elif status in (401, 403):
+                        self.findings.session_lost(self.admin, f"{status} on a read-back mid-run ({rec.rid})")
+                    break
+            elif status in (401, 403):
+                self.findings.session_lost(self.admin, f"{status} on a create mid-run ({rec.rid})")
+            elif status != 503 and status != 409:
+                with self.lock:
+                    self.ambiguous_creates.append(email)
+            if status == 503:
+                time.sleep(0.02)
+        c.close()
+
+    def session_worker(self, n: int) -> None:
+        """Logs users in and out: login -> /me (must be the user) -> logout -> /me (must be 403)."""
+        c = self.client(f"flow{n}")
+        rng = random.Random(1000 + n)
+        pace = Pacer(self.args.flow_rate)
+        while not self.stop_load.is_set():
+            user = rng.choice(self.users)
+            pace()
+            status, session, rec, headers = self.login(c, user["email"], user["password"])
+            self.check_common(status, headers, rec)
+            if status != 200 or session is None:
+                if status == 503:
+                    time.sleep(0.02)
+                continue
+            with self.lock:
+                self.flow_sessions.append(session)
+            # /me until it answers (503 while Redis is away): 200 naming the user, never 403.
+            self.flow_me(c, session, expect_valid=True)
+            if self.stop_load.is_set():
+                break
+            self.flow_logout(c, session)
+            if session.logged_out and not session.ambiguous:
+                self.flow_me(c, session, expect_valid=False)
+            with self.lock:
+                self.flows += 1
+        c.close()
+
+    def flow_me(self, c: Client, session: Session, expect_valid: bool) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, data, headers, rec = c.request("GET", "/api/v1/users/me", "flow-me" if expect_valid else "after-logout", cookie=session.cookie)
+            self.check_common(status, headers, rec)
+            if status in (503, TRANSPORT) or (status >= 500 and rec.origin == "proxy"):
+                if self.stop_load.is_set():
+                    return
+                time.sleep(0.05)
+                continue
+            if status == 200:
+                user = parse_json(data) or {}
+                if user.get("id") != session.user_id:
+                    self.findings.add("wrong_user", f"/users/me for {session.email} answered {user.get('email')!r} ({rec.rid})")
+                if not expect_valid:
+                    self.findings.add("revoked_still_valid", f"{session.email}: 200 after a logout that answered 200 ({rec.rid})")
+            elif status == 403:
+                if expect_valid:
+                    self.findings.session_lost(session, f"403 right after login ({rec.rid}, {self.phase_of(rec.t0)})")
+                else:
+                    rec.expected = True
+            return
+
+    def flow_logout(self, c: Client, session: Session) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, data, headers, rec = c.request("DELETE", "/api/v1/auth_session/logout", "logout", cookie=session.cookie)
+            self.check_common(status, headers, rec)
+            if status == 200:
+                session.logged_out = True
+                return
+            if status == 403:
+                # Right only when an earlier attempt did delete it: our earlier attempt got a 503 whose
+                # command Redis ran anyway, or nginx moved this DELETE after its first instance died (the
+                # access log shows it). Otherwise the session was gone before its logout: lost.
+                earlier_attempt = session.ambiguous
+                session.logged_out = True
+                session.ambiguous = True
+                rec.expected = True
+                with self.lock:
+                    self.pending_logout_403.append((session, rec, earlier_attempt))
+                return
+            # 503 (Redis away) or a proxy error: the outcome is unknown; try again.
+            session.ambiguous = True
+            if self.stop_load.is_set():
+                session.logged_out = True  # may or may not be; never counted as lost
+                return
+            time.sleep(0.05)
+
+    # -- faults --
+
+    def run_load_and_faults(self) -> None:
+        p = self.profile
+        threads = []
+        for i in range(self.args.me_clients):
+            threads.append(threading.Thread(target=self.me_worker, args=(i,), daemon=True))
+        for i in range(self.args.create_clients):
+            threads.append(threading.Thread(target=self.create_worker, args=(i,), daemon=True))
+        for i in range(self.args.flow_clients):
+            threads.append(threading.Thread(target=self.session_worker, args=(i,), daemon=True))
+        self.phase("baseline")
+        for t in threads:
+            t.start()
+        time.sleep(p["baseline"])
+
+        rounds = max(p["kills"], p["pauses"], len(p["restarts"]))
+        for r in range(rounds):
+            suffix = f" #{r + 1}" if rounds > 1 else ""
+            if r < p["kills"]:
+                index = r % len(self.cluster.apps)
+                self.phase(f"kill -9 instance {index + 1}{suffix}")
+                addr = f"127.0.0.1:{self.cluster.app_ports[index]}"
+                t_kill = time.monotonic()
+                self.cluster.kill_instance(index)
+                self.log(f"killed session-api-{index + 1} ({addr}) with SIGKILL; down for {p['dead']:.0f} s")
+                time.sleep(p["dead"])
+                self.cluster.start_instance(index)
+                t_up = time.monotonic()
+                self.kills.append({"index": index, "addr": addr, "t_kill": t_kill, "t_up": t_up})
+                self.log(f"session-api-{index + 1} started again, healthy after {t_up - t_kill - p['dead']:.2f} s")
+                time.sleep(p["after_kill"])
+            if r < p["pauses"]:
+                self.phase(f"redis SIGSTOP {p['pause']:.0f} s{suffix}")
+                t_stop = time.monotonic()
+                self.cluster.pause_redis()
+                time.sleep(p["pause"])
+                self.cluster.resume_redis()
+                t_cont = time.monotonic()
+                self.redis_stopped.append((t_stop, t_cont))
+                self.cluster.wait_ready(timeout=30)
+                self.redis_faults.append((t_stop, time.monotonic()))
+                self.log(f"redis SIGCONT after {t_cont - t_stop:.2f} s; every instance ready {time.monotonic() - t_cont:.2f} s later")
+                time.sleep(p["after_pause"])
+            if r < len(p["restarts"]):
+                sig = signal.SIGKILL if self.args.redis_kill else signal.Signals[p["restarts"][r]]
+                self.phase(f"redis restart ({signal.Signals(sig).name}){suffix}")
+                t0 = time.monotonic()
+                self.cluster.restart_redis(sig=sig)
+                t1 = time.monotonic()
+                self.cluster.wait_ready(timeout=30)
+                self.redis_faults.append((t0, time.monotonic()))
+                self.log(f"redis {signal.Signals(sig).name} + start (same port, same AOF): {t1 - t0:.2f} s; every instance ready {time.monotonic() - t1:.2f} s later")
+                time.sleep(p["after_restart"])
+        self.phase("stop load")
+        self.stop_load.set()
+        for t in threads:
+            t.join(self.args.client_timeout * 3 + 35)
+            if t.is_alive():
+                self.findings.add("hangs", f"load thread {t.name} did not finish")
+
+    # -- verification --
+
+    def phase_of(self, t: float) -> str:
+        name = "setup"
+        for phase_name, start in self.phases:
+            if t >= start:
+                name = phase_name
+        return name
+
+    def verify(self) -> None:
+        self.phase("final checks")
+        self.cluster.wait_ready(timeout=30)
+        dead = self.cluster.dead_children()
+        if dead:
+            self.findings.add("notes", f"children that died on their own: {dead}")
+        c = self.client("verify")
+
+        def get(path: str, cookie: str, kind: str, expect: int = 200):
+            deadline = time.monotonic() + 20
+            while True:
+                status, data, headers, rec = c.request("GET", path, kind, cookie=cookie)
+                self.check_common(status, headers, rec)
+                if status in (503, TRANSPORT) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                rec.expected = status == expect and status >= 400
+                return status, data
+
+        # Sessions never logged out: valid through every instance and through nginx.
+        must_be_valid = [*self.persistent, self.admin, *[s for s in self.flow_sessions if not s.logged_out]]
+        for session in must_be_valid:
+            answers = []
+            for url in self.cluster.instance_urls:
+                answers.append(self.direct_me(url, session.cookie))
+            answers.append(get("/api/v1/users/me", session.cookie, "final-me"))
+            for status, data in answers:
+                if status == 200:
+                    if (parse_json(data) or {}).get("id") != session.user_id:
+                        self.findings.add("wrong_user", f"final /users/me for {session.email} named another user")
+                elif status in (401, 403):
+                    self.findings.session_lost(session, f"valid before, {status} at the end (never logged out)")
+                    break
+                else:
+                    self.findings.add("notes", f"final /users/me for {session.email}: {status}")
+        # Sessions logged out with a 200: must stay invalid.
+        for session in [s for s in self.flow_sessions if s.logged_out and not s.ambiguous]:
+            status, _ = get("/api/v1/users/me", session.cookie, "final-logged-out", expect=403)
+            if status == 200:
+                self.findings.add("revoked_still_valid", f"{session.email}: valid at the end after its logout answered 200")
+        # Users: every 201 must still be there, by id, and in the listing of every instance. A fresh
+        # admin session reads them (the old one is checked above); without one, the store is read directly.
+        status, reader, _, _ = self.login(c, self.admin.email, self.admin_password, kind="final-login", retry_until=time.monotonic() + 20)
+        if reader is None:
+            self.findings.add("notes", f"the admin cannot log in at the end ({status}): users checked in the store itself")
+            present = self.users_in_store()
+            for uid, email in sorted(self.created.items()):
+                if uid not in present:
+                    self.findings.user_lost(uid, f"{email} ({uid}): got a 201, absent from the store")
+            listing_ids = [None] * len(self.cluster.instance_urls)
+        else:
+            listing_ids = []
+            for url in self.cluster.instance_urls:
+                host, port = url.removeprefix("http://").split(":")
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                conn.request("GET", "/api/v1/users", headers={"Cookie": f"{COOKIE}={reader.cookie}"})
+                response = conn.getresponse()
+                body = response.read()
+                conn.close()
+                if response.status != 200:
+                    self.findings.add("notes", f"GET /api/v1/users on {url}: {response.status}")
+                    listing_ids.append(None)
+                    continue
+                listing_ids.append({u["id"] for u in parse_json(body)})
+            for uid, email in sorted(self.created.items()):
+                status, data = get(f"/api/v1/users/{uid}", reader.cookie, "final-user")
+                if status == 404:
+                    self.findings.user_lost(uid, f"{email} ({uid}): got a 201, now 404")
+                elif status == 200:
+                    if (parse_json(data) or {}).get("email") != email:
+                        self.findings.add("wrong_user", f"GET /users/{uid} named another user")
+                else:
+                    self.findings.add("notes", f"final GET /users/{uid}: {status}")
+                for url, ids in zip(self.cluster.instance_urls, listing_ids):
+                    if ids is not None and uid not in ids:
+                        self.findings.user_lost(uid, f"missing from the listing of {url}")
+        self.listing_sizes = [len(ids) if ids is not None else None for ids in listing_ids]
+        # Creates whose outcome the client could not know: did they land? (information only)
+        if self.ambiguous_creates:
+            all_emails = set()
+            for user in self.users_in_store().values():
+                all_emails.add(user)
+            landed = sum(1 for e in self.ambiguous_creates if e in all_emails)
+            self.findings.add("notes", f"{len(self.ambiguous_creates)} creates had no answer the client could trust (proxy 502 / timeout); {landed} of them exist")
+        c.close()
+        self.explain_proxy_errors()
+        self.check_redis_windows()
+        self.store_count = len(self.users_in_store())
+
+    def users_in_store(self) -> dict[str, str]:
+        """id -> email of every user, read from the store itself (Redis hashes or .db_User.json)."""
+        if self.user_store == "json":
+            path = self.data_dir / ".db_User.json"
+            return {uid: user["email"] for uid, user in json.loads(path.read_text()).items()} if path.exists() else {}
+        prefix = os.environ.get("REDIS_PREFIX", "session-api:")
+        port, db = self.cluster.redis_port, self.cluster.redis_db
+        users = {}
+        for uid in redis_command(port, "SMEMBERS", prefix + "users", db=db, timeout=10):
+            email = redis_command(port, "HGET", prefix + "user:" + uid.decode(), "email", db=db)
+            if email is not None:
+                users[uid.decode()] = email.decode()
+        return users
+
+    def access_log(self) -> dict[str, str]:
+        entries = {}
+        path = self.cluster.nginx_dir / "access.log"
+        for line in path.read_text(errors="replace").splitlines():
+            match = re.search(r" id=(\S+)$", line)
+            if match:
+                entries[match.group(1)] = line
+        return entries
+
+    def explain_proxy_errors(self) -> None:
+        """nginx's own 5xx (HTML, not the app's JSON): allowed only for a POST in flight to an instance
+        at the moment it was killed (nginx never resends a POST), as shown by nginx's access log."""
+        log = self.access_log()
+        self.proxy_explained = []
+        for rec in self.records:
+            if rec.status < 500:
+                continue
+            if rec.origin == "app":
+                if rec.status != 503:
+                    self.findings.add("app_5xx", f"{rec.method} {rec.kind} {rec.rid}: {rec.status}")
+                continue
+            line = log.get(rec.rid, "")
+            upstreams = re.search(r"upstream=(.*?) upstream_status=", line)
+            killed = [k for k in self.kills if rec.t0 <= k["t_up"] and rec.t0 + rec.dur >= k["t_kill"] - 0.5]
+            explained = rec.method == "POST" and any(upstreams and k["addr"] in upstreams.group(1) for k in killed)
+            if explained:
+                self.proxy_explained.append(f"{rec.status} {rec.method} {rec.kind} {rec.rid}: {line}")
+            else:
+                self.findings.add("proxy_5xx_unexplained", f"{rec.status} {rec.method} {rec.kind} {rec.rid}: {line or 'not in the access log'}")
+        # Requests nginx moved to another instance after a dead one (upstream list "a, b").
+        self.moved = {}
+        for line in log.values():
+            attempts = re.search(r'"(\S+) .*upstream=(.*?) upstream_status=(.*?) upstream_time=', line)
+            if attempts and "," in attempts.group(2):
+                key = f"{attempts.group(1)} ({attempts.group(3)})"
+                self.moved[key] = self.moved.get(key, 0) + 1
+        # 503s while Redis was up and every instance was ready (information: which instance, when).
+        self.unexpected_503 = []
+        for rec in self.records:
+            if rec.status == 503 and not any(rec.t0 < end + 0.05 and rec.t0 + rec.dur > start - 0.05 for start, end in self.redis_faults):
+                kill = min(self.kills, key=lambda k: abs(rec.t0 - k["t_up"]), default=None)
+                since = f", {rec.t0 - kill['t_up']:+.3f} s from the restart of {kill['addr']}" if kill else ""
+                self.unexpected_503.append(f"{rec.method} {rec.kind} {rec.rid} ({self.phase_of(rec.t0)}{since}): {log.get(rec.rid, '')}")
+        # A logout answered 403 must be explained: an earlier attempt of the same DELETE reached Redis.
+        for session, rec, earlier_attempt in self.pending_logout_403:
+            line = log.get(rec.rid, "")
+            attempts = re.search(r"upstream_status=(.*?) upstream_time=", line)
+            moved = attempts is not None and "," in attempts.group(1)
+            if earlier_attempt or moved:
+                self.findings.add("notes", f"logout of {session.email} answered 403: an earlier attempt had deleted it ({rec.rid}, {'moved by nginx' if moved else 'after a 503'})")
+            else:
+                rec.expected = False
+                self.findings.session_lost(session, f"its first logout answered 403 ({rec.rid}): gone before it was logged out")
+
+    def check_redis_windows(self) -> None:
+        """While Redis was stopped, every request must have ended (503) within the command timeout + margin."""
+        bound = self.command_timeout + self.args.margin
+        self.pause_stats = []
+        for t_stop, t_cont in self.redis_stopped:
+            during = [r for r in self.records if r.t0 < t_cont and r.t0 + r.dur > t_stop]
+            slow = [r for r in during if r.dur > bound]
+            for r in slow:
+                self.findings.add("slow_while_redis_stopped", f"{r.method} {r.kind} {r.rid}: {r.status} after {r.dur:.2f} s (bound {bound:.2f} s)")
+            started = [r for r in during if r.t0 >= t_stop]
+            self.pause_stats.append(
+                {
+                    "requests": len(during),
+                    "503": sum(1 for r in during if r.status == 503),
+                    "max": max((r.dur for r in during), default=0.0),
+                    "max_503": max((r.dur for r in started if r.status == 503), default=0.0),
+                }
+            )
+
+    # -- report --
+
+    def report(self) -> bool:
+        rows = []
+        names = [name for name, _ in self.phases]
+        by_phase: dict[str, list[Rec]] = {name: [] for name in names}
+        for rec in self.records:
+            by_phase.setdefault(self.phase_of(rec.t0), []).append(rec)
+        for name in names:
+            recs = by_phase.get(name, [])
+            if not recs:
+                continue
+            durations = sorted(r.dur for r in recs)
+            p99 = durations[min(len(durations) - 1, int(len(durations) * 0.99))]
+            ok = sum(1 for r in recs if 200 <= r.status < 300)
+            expected = sum(1 for r in recs if r.expected)
+            unavailable = sum(1 for r in recs if r.status == 503)
+            other = len(recs) - ok - expected - unavailable
+            rows.append((name, len(recs), ok, expected, unavailable, other, p99 * 1000, durations[-1] * 1000))
+        title = f"chaos --user-store {self.user_store}{' --short' if self.args.short else ''}"
+        print(f"\n== {title}: 3 instances behind nginx, sessions in Redis, users in {self.user_store}")
+        header = ("phase", "requests", "2xx", "exp.403", "503", "other", "p99 ms", "max ms")
+        width = max(len(r[0]) for r in rows + [header])
+        print(f"{header[0]:<{width}}  " + "  ".join(f"{h:>8}" for h in header[1:]))
+        for row in rows:
+            print(f"{row[0]:<{width}}  {row[1]:>8}  {row[2]:>8}  {row[3]:>8}  {row[4]:>8}  {row[5]:>8}  {row[6]:>8.1f}  {row[7]:>8.1f}")
+        total = len(self.records)
+        print(f"total {total} requests; {self.flows} login/logout cycles; {len(self.created) - len(self.users)} users created under load; {len(self.users)} users with live sessions")
+        other_codes: dict = {}
+        for r in self.records:
+            if not (200 <= r.status < 300 or r.status == 503 or r.expected):
+                key = {TIMEOUT: "timeout", TRANSPORT: "transport"}.get(r.status, f"{r.status} {r.origin}".strip())
+                other_codes[f"{r.method} {r.kind} {key}"] = other_codes.get(f"{r.method} {r.kind} {key}", 0) + 1
+        if other_codes:
+            print("other errors: " + ", ".join(f"{k}: {v}" for k, v in sorted(other_codes.items())))
+        if getattr(self, "moved", None):
+            print("moved by nginx to another instance (method, upstream statuses): " + ", ".join(f"{k}: {v}" for k, v in sorted(self.moved.items())))
+        for entry in getattr(self, "proxy_explained", []):
+            print(f"  nginx 502 for a POST in flight to the killed instance (not resent, by design): {entry}")
+        unexpected = getattr(self, "unexpected_503", [])
+        if unexpected:
+            print(f"503 while Redis was up and every instance ready: {len(unexpected)}")
+            for entry in unexpected[:10]:
+                print(f"  {entry}")
+        for i, stats in enumerate(getattr(self, "pause_stats", [])):
+            print(
+                f"redis stopped #{i + 1}: {stats['requests']} requests overlapped it, {stats['503']} got 503; slowest 503 that started during it "
+                f"{stats['max_503']:.2f} s, slowest request overlapping it {stats['max']:.2f} s (bound: command timeout {self.command_timeout:.1f} s + {self.args.margin:.1f} s)"
+            )
+        print(f"users in the store at the end: {self.store_count} (listing per instance: {self.listing_sizes})")
+        statuses = getattr(self, "exit_statuses", {})
+        print("stopped with SIGTERM, exit statuses: " + ", ".join(f"{name} {status}" for name, status in statuses.items()))
+        f = self.findings
+        checks = [
+            ("sessions lost (valid before, invalid after, never logged out)", f.sessions_lost),
+            ("users lost (got a 201, absent now)", f.users_lost),
+            ("wrong-user answers", f.wrong_user),
+            ("5xx other than 503 (from the app)", f.app_5xx),
+            ("nginx 5xx not explained by a killed upstream", f.proxy_5xx_unexplained),
+            ("hangs (no answer within the client timeout)", f.hangs),
+            ("slow answers while Redis was stopped", f.slow_while_redis_stopped),
+            ("logged-out sessions still valid", f.revoked_still_valid),
+            ("read-back misses (201, then 404 elsewhere)", f.stale_reads),
+            ("connection errors from nginx", f.transport_errors),
+            ("503 without Retry-After", f.no_retry_after),
+        ]
+        failed = False
+        for label, items in checks:
+            items = list(items.values()) if isinstance(items, dict) else items
+            print(f"{label:<62} {len(items)}")
+            for item in items[:10]:
+                print(f"    {item}")
+            if len(items) > 10:
+                print(f"    ... {len(items) - 10} more")
+            failed |= bool(items)
+        for note in f.notes[:20]:
+            print(f"note: {note}")
+        if len(f.notes) > 20:
+            print(f"note: ... {len(f.notes) - 20} more")
+        print(f"RESULT {self.user_store}: {'FAIL' if failed else 'PASS'}\n", flush=True)
+        return not failed
+
+    def run(self) -> bool:
+        self.t_start = time.monotonic()
+        try:
+            self.setup()
+            self.run_load_and_faults()
+            self.verify()
+        finally:
+            self.stop_load.set()
+            if hasattr(self, "cluster"):
+                self.cluster.stop()
+                # Lifecycle: on SIGTERM each instance finishes its requests, closes Redis and exits 0.
+                bad = {name: status for name, status in self.cluster.exit_statuses.items() if status != 0}
+                if bad:
+                    self.findings.add("notes", f"exit statuses after SIGTERM that are not 0: {bad}")
+                self.exit_statuses = self.cluster.exit_statuses
+        return self.report()
+
+
+def _interrupt(signum, _frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/chaos", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--short", action="store_true", help="the CI form (about 25 s of load per user store)")
+    parser.add_argument("--user-store", choices=["json", "redis", "both"], default="both", help="default: both, one after the other")
+    parser.add_argument("--binary", help="session-api to run (env SESSION_API_BINARY; default: the release build, built when needed)")
+    parser.add_argument("--data-dir", help="default: ./data/chaos-<store> (emptied first)")
+    parser.add_argument("--users", type=int, default=50, help="users logged in before the faults (default 50)")
+    parser.add_argument("--me-clients", type=int, default=4, help="clients calling /users/me (default 4)")
+    parser.add_argument("--create-clients", type=int, default=1, help="clients creating users (default 1)")
+    parser.add_argument("--flow-clients", type=int, default=2, help="clients logging in and out (default 2)")
+    parser.add_argument("--rate", type=float, default=100.0, help="requests/s per /users/me client, 0: no limit (default 100)")
+    parser.add_argument("--create-rate", type=float, default=25.0, help="creates/s per creating client, 0: no limit (default 25)")
+    parser.add_argument("--flow-rate", type=float, default=20.0, help="login/logout cycles/s per client, 0: no limit (default 20)")
+    parser.add_argument("--hash-cost", type=int, default=4, help="PASSWORD_HASH_COST of the cluster (default 4: cheap logins)")
+    parser.add_argument("--client-timeout", type=float, default=10.0, help="seconds before a request counts as a hang (default 10)")
+    parser.add_argument("--margin", type=float, default=0.5, help="seconds over the Redis command timeout a request may take while Redis is stopped (default 0.5)")
+    parser.add_argument("--redis-kill", action="store_true", help="stop Redis with SIGKILL (a crash) in every restart round (default: SIGTERM, a clean restart; the long form also has one SIGKILL round)")
+    parser.add_argument("--appendfsync", choices=["everysec", "always"], default="everysec", help="Redis's AOF fsync policy (default everysec)")
+    parser.add_argument("--redis-db", type=int, default=0, help="Redis database number the instances use (default 0)")
+    args = parser.parse_args(argv)
+
+    stores = ["json", "redis"] if args.user_store == "both" else [args.user_store]
+    if args.data_dir and len(stores) > 1:
+        parser.error("--data-dir needs one --user-store")
+    binary = resolve_binary(args.binary)
+    # SIGTERM/SIGINT: stop the cluster (the `finally` in Chaos.run) and exit non-zero.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored (a background job)
+    results = {}
+    started = time.monotonic()
+    for store in stores:
+        try:
+            results[store] = Chaos(args, store, binary).run()
+        except KeyboardInterrupt:
+            print("chaos: interrupted", file=sys.stderr)
+            return 130
+        except (RuntimeError, TimeoutError, OSError) as error:
+            print(f"chaos[{store}]: could not run: {error}", file=sys.stderr)
+            logs = sorted((Path(args.data_dir or REPO / "data" / f"chaos-{store}") / "logs").glob("app-*.log"))
+            if logs:
+                tail = logs[0].read_text(errors="replace").splitlines()[-5:]
+                print(f"chaos[{store}]: last lines of {logs[0]}:\n  " + "\n  ".join(tail), file=sys.stderr)
+            results[store] = False
+    summary = ", ".join(f"{store} {'PASS' if ok else 'FAIL'}" for store, ok in results.items())
+    print(f"chaos: {summary} ({time.monotonic() - started:.0f} s)")
+    return 0 if all(results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
