@@ -13,16 +13,16 @@ package struct AuthMiddleware: RouterMiddleware {
         guard !self.exclusions.isExcluded(request.uri.path) else {
             return try await next(request, context)
         }
-        guard self.authenticator.hasCredentials(request) else {
+        switch try await self.authenticator.authenticate(request) {
+        case .noCredentials:
             throw APIError(.unauthorized)
-        }
-        guard let (user, sessionID) = try await self.authenticator.authenticate(request) else {
+        case .rejected:
             throw APIError(.forbidden)
+        case .authenticated(let user, let sessionID):
+            var context = context
+            context.currentUser = user
+            context.sessionID = sessionID
+            return try await next(request, context)
         }
-        var context = context
-        context.currentUser = user
-        context.sessionID = sessionID
-        context.logger[metadataKey: "user_id"] = .string(user.id)
-        return try await next(request, context)
     }
 }

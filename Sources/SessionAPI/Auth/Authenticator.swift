@@ -22,29 +22,37 @@ package struct Authenticator: Sendable {
         Authenticator(method: .session(cookieName: cookieName, store: store), users: users, hasher: hasher)
     }
 
-    /// What the original calls "credentials": an `Authorization` header or a session cookie, valid or not.
-    package func hasCredentials(_ request: Request) -> Bool {
-        if request.headers[.authorization] != nil { return true }
-        if case .session(let cookieName, _) = self.method { return request.cookies[cookieName] != nil }
-        return false
+    /// What a request's credentials come to.
+    package enum Outcome: Sendable {
+        /// No credentials at all, as the original counts them: no `Authorization` header and no session cookie.
+        case noCredentials
+        /// Credentials that name no user (unknown or expired session, wrong password, garbage).
+        case rejected
+        /// The user, and for session auth the session ID that authenticated it.
+        case authenticated(User, sessionID: String?)
     }
 
-    /// The authenticated user and, for session auth, the session ID; `nil` when the credentials name no one.
+    /// Checks the request's credentials (the cookie header is parsed once).
     /// - Throws: only when a store cannot answer (`StoreError.unavailable`).
-    package func authenticate(_ request: Request) async throws -> (user: User, sessionID: String?)? {
+    package func authenticate(_ request: Request) async throws -> Outcome {
+        let authorization = request.headers[.authorization]
         switch self.method {
         case .basic:
-            guard let credentials = Self.basicCredentials(request.headers[.authorization]),
+            guard let authorization else { return .noCredentials }
+            guard let credentials = Self.basicCredentials(authorization),
                 let user = try await self.users.user(email: credentials.email),
                 try await self.hasher.verify(credentials.password, against: user.passwordHash)
-            else { return nil }
-            return (user, nil)
+            else { return .rejected }
+            return .authenticated(user, sessionID: nil)
         case .session(let cookieName, let store):
-            guard let sessionID = Self.sessionID(request, cookieName: cookieName),
-                let userID = try await store.userID(sessionID: sessionID),
+            guard let cookie = request.cookies[cookieName]?.value else {
+                return authorization == nil ? .noCredentials : .rejected
+            }
+            guard SessionID.isWellFormed(cookie),
+                let userID = try await store.userID(sessionID: cookie),
                 let user = try await self.users.user(id: userID)
-            else { return nil }
-            return (user, sessionID)
+            else { return .rejected }
+            return .authenticated(user, sessionID: cookie)
         }
     }
 

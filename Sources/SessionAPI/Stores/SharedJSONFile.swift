@@ -1,5 +1,6 @@
 import AtomicFile
 import Foundation
+import NIOCore
 import NIOPosix
 import Synchronization
 
@@ -48,8 +49,17 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
     }
 
     /// Runs `body` on the current records (re-read first if another process changed the file).
+    ///
+    /// The common case costs one `stat(2)` and no thread hop: when the caller is not on an event loop, the
+    /// file's identity is checked right here (a metadata lookup in the kernel's inode cache; no data is read)
+    /// and the cached records are used if it has not moved. Reading a changed file happens on the thread pool.
     package func read<T: Sendable>(_ body: @escaping @Sendable ([String: Record]) throws -> T) async throws -> T {
-        try await self.threadPool.runIfActive { [self] in
+        if MultiThreadedEventLoopGroup.currentEventLoop == nil,
+            let records = try Self.unavailableOnFailure({ try self.cachedRecordsIfCurrent() })
+        {
+            return try body(records)
+        }
+        return try await self.threadPool.runIfActive { [self] in
             try body(try Self.unavailableOnFailure { try self.currentSnapshot() }.records)
         }
     }
@@ -91,6 +101,13 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
     }
 
     // MARK: - File I/O (thread pool only)
+
+    /// The cached records if the file on disk is still the one they came from, else `nil`.
+    private func cachedRecordsIfCurrent() throws -> [String: Record]? {
+        let onDisk = try FileIO.identity(of: self.path)
+        let cached = self.cache.withLock { $0 }
+        return onDisk == cached.identity ? cached.records : nil
+    }
 
     /// The cached snapshot, reloaded first when the file on disk is not the one it came from.
     private func currentSnapshot() throws -> Snapshot {
