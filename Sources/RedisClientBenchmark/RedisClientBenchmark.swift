@@ -2,6 +2,12 @@ import Logging
 import NIOPosix
 import RedisClient
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Measures `GET` throughput of ``RedisClient`` on one connection with many commands in flight.
 ///
 /// Usage: `redis-client-bench --port P [--host H] [--requests N] [--in-flight C] [--key K] [--warmup N]`.
@@ -77,15 +83,32 @@ struct RedisClientBenchmark {
             if options.warmup > 0 {
                 _ = try await Self.run(client, key: options.key, requests: options.warmup, inFlight: options.inFlight)
             }
+            let cpuBefore = Self.processCPUTime()
             let elapsed = try await Self.run(client, key: options.key, requests: options.requests, inFlight: options.inFlight)
+            let cpu = Self.processCPUTime() - cpuBefore
             let seconds = elapsed / .seconds(1)
             let rate = Double(options.requests) / seconds
+            let cpuPerRequest = cpu / .nanoseconds(1) / Double(options.requests)
             print(
                 "redis-client-bench: \(options.requests) GET \(options.key) on 1 connection, \(options.inFlight) in flight: "
-                    + "\(Self.formatted(seconds, digits: 3)) s, \(Int(rate)) requests/s"
+                    + "\(Self.formatted(seconds, digits: 3)) s, \(Int(rate)) requests/s, "
+                    + "client CPU \(Int(cpuPerRequest)) ns/request (all threads)"
             )
             print("RESULT requests_per_second=\(Int(rate))")
         }
+    }
+
+    /// User plus system CPU time of this process so far (every thread).
+    static func processCPUTime() -> Duration {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        let user = Duration.seconds(usage.ru_utime.tv_sec) + .microseconds(usage.ru_utime.tv_usec)
+        let system = Duration.seconds(usage.ru_stime.tv_sec) + .microseconds(usage.ru_stime.tv_usec)
+        return user + system
     }
 
     /// `value` rounded to `digits` decimals, as text (no Foundation).

@@ -79,8 +79,8 @@ import Testing
         try await withThrowingTaskGroup(of: RESPValue.self) { group in
             for _ in 0..<3 {
                 group.addTask {
-                    try await withCheckedThrowingContinuation { continuation in
-                        continuations.promises.withLock { $0.append(continuation) }
+                    try await RedisConnection.withPromise { promise in
+                        continuations.promises.withLock { $0.append(promise) }
                     }
                 }
             }

@@ -6,6 +6,10 @@ extension RedisChannelHandler {
     ///
     /// It makes no NIO calls: each event returns an action that the handler carries out. It is generic over the channel
     /// context and the reply promise so tests can drive it with plain values.
+    ///
+    /// The pending queue and the flush/timer bookkeeping are stored next to the state rather than inside its
+    /// `connected` case, so the per-command events mutate them in place (no copy of the enum payload per command).
+    /// They are only non-empty while the state is `connected`.
     struct StateMachine<Context, Promise> {
         /// A command (or a pipeline of commands sent together) waiting for its replies.
         struct PendingCommand {
@@ -20,31 +24,25 @@ extension RedisChannelHandler {
             var pipelineReplies: [RESPValue]?
         }
 
-        /// The state of a connected channel.
-        struct ConnectedState {
-            var context: Context
-            var pending: Deque<PendingCommand>
-            /// Whether a flush is already scheduled for this event-loop pass.
-            var flushScheduled: Bool
-            /// The deadline the timeout timer is armed for, if it is armed.
-            var timerDeadline: NIODeadline?
-        }
-
         enum State {
             /// The handler exists but the channel is not active yet.
             case initialized
             /// The channel is active; commands may be written.
-            case connected(ConnectedState)
+            case connected(Context)
             /// The channel was closed; new commands fail with this error.
             case closed(RedisClientError)
-            /// Only while an event mutates `ConnectedState` in place (avoids copying the deque).
-            case modifying
         }
 
         /// A promise to fail, with its error.
         typealias Failure = (promise: Promise, error: RedisClientError)
 
         private(set) var state: State = .initialized
+        /// Commands written and waiting for replies, oldest first. Empty unless `connected`.
+        private var pending: Deque<PendingCommand> = []
+        /// Whether a flush is already scheduled for this event-loop pass.
+        private var flushScheduled = false
+        /// The deadline the timeout timer is armed for, if it is armed.
+        private var timerDeadline: NIODeadline?
 
         init() {}
 
@@ -52,13 +50,8 @@ extension RedisChannelHandler {
 
         /// The channel became active.
         mutating func channelActive(context: Context) {
-            switch self.state {
-            case .initialized:
-                self.state = .connected(.init(context: context, pending: [], flushScheduled: false, timerDeadline: nil))
-            case .connected, .closed:
-                break
-            case .modifying:
-                preconditionFailure("invalid state: \(self.state)")
+            if case .initialized = self.state {
+                self.state = .connected(context)
             }
         }
 
@@ -78,22 +71,23 @@ extension RedisChannelHandler {
                 return .fail(promise, RedisClientError(.notConnected, message: "the connection to Redis is not established yet"))
             case .closed(let error):
                 return .fail(promise, Self.notSentError(closedBecause: error))
-            case .connected(var connected):
-                self.state = .modifying
-                connected.pending.append(
-                    .init(promise: promise, deadline: deadline, expectedReplies: pipelineCount ?? 1, pipelineReplies: pipelineCount.map { _ in [] })
+            case .connected:
+                self.pending.append(
+                    PendingCommand(
+                        promise: promise,
+                        deadline: deadline,
+                        expectedReplies: pipelineCount ?? 1,
+                        pipelineReplies: pipelineCount.map { _ in [] }
+                    )
                 )
-                let scheduleFlush = !connected.flushScheduled
-                connected.flushScheduled = true
+                let scheduleFlush = !self.flushScheduled
+                self.flushScheduled = true
                 var armTimer: NIODeadline?
-                if connected.timerDeadline.map({ deadline < $0 }) ?? true {
-                    connected.timerDeadline = deadline
+                if self.timerDeadline.map({ deadline < $0 }) ?? true {
+                    self.timerDeadline = deadline
                     armTimer = deadline
                 }
-                self.state = .connected(connected)
                 return .write(scheduleFlush: scheduleFlush, armTimer: armTimer)
-            case .modifying:
-                preconditionFailure("invalid state: \(self.state)")
             }
         }
 
@@ -105,18 +99,11 @@ extension RedisChannelHandler {
 
         /// The flush scheduled by ``commandEncoded(promise:pipelineCount:deadline:)`` runs.
         mutating func flushTriggered() -> FlushAction {
-            switch self.state {
-            case .connected(var connected):
-                guard connected.flushScheduled else { return .none }
-                connected.flushScheduled = false
-                let context = connected.context
-                self.state = .connected(connected)
-                return .flush(context)
-            case .initialized, .closed:
+            guard case .connected(let context) = self.state, self.flushScheduled else {
                 return .none
-            case .modifying:
-                preconditionFailure("invalid state: \(self.state)")
             }
+            self.flushScheduled = false
+            return .flush(context)
         }
 
         enum ReplyAction {
@@ -130,33 +117,24 @@ extension RedisChannelHandler {
 
         /// One complete reply was decoded.
         mutating func replyReceived(_ value: RESPValue) -> ReplyAction {
-            switch self.state {
-            case .connected(var connected):
-                self.state = .modifying
-                guard var head = connected.pending.popFirst() else {
-                    let error = RedisClientError(.unexpectedReply, message: "Redis sent a reply that no command was waiting for")
-                    self.state = .closed(error)
-                    return .failAllAndClose(connected.context, [])
-                }
-                guard var replies = head.pipelineReplies else {
-                    self.state = .connected(connected)
-                    return .succeed(head.promise, value)
-                }
-                head.pipelineReplies = nil  // keeps `replies` uniquely referenced while appending
-                replies.append(value)
-                if replies.count == head.expectedReplies {
-                    self.state = .connected(connected)
-                    return .succeed(head.promise, .array(replies))
-                }
-                head.pipelineReplies = replies
-                connected.pending.prepend(head)
-                self.state = .connected(connected)
+            guard case .connected(let context) = self.state else {
                 return .none
-            case .initialized, .closed:
-                return .none
-            case .modifying:
-                preconditionFailure("invalid state: \(self.state)")
             }
+            guard !self.pending.isEmpty else {
+                self.close(because: RedisClientError(.unexpectedReply, message: "Redis sent a reply that no command was waiting for"))
+                return .failAllAndClose(context, [])
+            }
+            guard self.pending[self.pending.startIndex].pipelineReplies != nil else {
+                return .succeed(self.pending.removeFirst().promise, value)
+            }
+            // A pipeline: collect in place; complete when its last reply is in.
+            self.pending[self.pending.startIndex].pipelineReplies?.append(value)
+            let head = self.pending[self.pending.startIndex]
+            guard let replies = head.pipelineReplies, replies.count == head.expectedReplies else {
+                return .none
+            }
+            self.pending.removeFirst()
+            return .succeed(head.promise, .array(replies))
         }
 
         enum TimerAction {
@@ -170,34 +148,27 @@ extension RedisChannelHandler {
 
         /// The timeout timer fired at `now`.
         mutating func timerFired(now: NIODeadline) -> TimerAction {
-            switch self.state {
-            case .connected(var connected):
-                self.state = .modifying
-                guard let earliest = connected.pending.lazy.map(\.deadline).min() else {
-                    connected.timerDeadline = nil
-                    self.state = .connected(connected)
-                    return .none
-                }
-                guard earliest <= now else {
-                    connected.timerDeadline = earliest
-                    self.state = .connected(connected)
-                    return .armTimer(earliest)
-                }
-                let timeout = RedisClientError(.timeout, message: "Redis did not reply within the command timeout; the connection was reset")
-                let reset = RedisClientError(
-                    .connectionClosed,
-                    message: "the connection was reset because an earlier command timed out; this command may or may not have run"
-                )
-                let failures = connected.pending.map { command -> Failure in
-                    (command.promise, command.deadline <= now ? timeout : reset)
-                }
-                self.state = .closed(timeout)
-                return .failAllAndClose(connected.context, failures)
-            case .initialized, .closed:
+            guard case .connected(let context) = self.state else {
                 return .none
-            case .modifying:
-                preconditionFailure("invalid state: \(self.state)")
             }
+            guard let earliest = self.pending.lazy.map(\.deadline).min() else {
+                self.timerDeadline = nil
+                return .none
+            }
+            guard earliest <= now else {
+                self.timerDeadline = earliest
+                return .armTimer(earliest)
+            }
+            let timeout = RedisClientError(.timeout, message: "Redis did not reply within the command timeout; the connection was reset")
+            let reset = RedisClientError(
+                .connectionClosed,
+                message: "the connection was reset because an earlier command timed out; this command may or may not have run"
+            )
+            let failures = self.pending.map { command -> Failure in
+                (command.promise, command.deadline <= now ? timeout : reset)
+            }
+            self.close(because: timeout)
+            return .failAllAndClose(context, failures)
         }
 
         enum CloseAction {
@@ -210,33 +181,31 @@ extension RedisChannelHandler {
         /// Pending commands fail with `error`.
         mutating func closeRequested(because error: RedisClientError) -> CloseAction {
             switch self.state {
-            case .connected(let connected):
-                self.state = .closed(error)
-                return .failAllAndClose(connected.context, connected.pending.map { ($0.promise, error) })
+            case .connected(let context):
+                let failures = self.pending.map { ($0.promise, error) }
+                self.close(because: error)
+                return .failAllAndClose(context, failures)
             case .initialized:
-                self.state = .closed(error)
+                self.close(because: error)
                 return .none
             case .closed:
                 return .none
-            case .modifying:
-                preconditionFailure("invalid state: \(self.state)")
             }
         }
 
         /// The channel became inactive. Returns the promises to fail.
         mutating func channelInactive() -> [Failure] {
             switch self.state {
-            case .connected(let connected):
+            case .connected:
                 let error = RedisClientError(.connectionClosed, message: "the connection to Redis closed before the reply arrived")
-                self.state = .closed(error)
-                return connected.pending.map { ($0.promise, error) }
+                let failures = self.pending.map { ($0.promise, error) }
+                self.close(because: error)
+                return failures
             case .initialized:
-                self.state = .closed(RedisClientError(.connectionClosed, message: "the connection to Redis closed"))
+                self.close(because: RedisClientError(.connectionClosed, message: "the connection to Redis closed"))
                 return []
             case .closed:
                 return []
-            case .modifying:
-                preconditionFailure("invalid state: \(self.state)")
             }
         }
 
@@ -244,10 +213,15 @@ extension RedisChannelHandler {
 
         /// The number of commands (pipelines count once) waiting for replies.
         var pendingCount: Int {
-            if case .connected(let connected) = self.state {
-                return connected.pending.count
-            }
-            return 0
+            self.pending.count
+        }
+
+        /// Moves to `closed`, dropping the pending queue (the caller fails its promises).
+        private mutating func close(because error: RedisClientError) {
+            self.state = .closed(error)
+            self.pending = []
+            self.flushScheduled = false
+            self.timerDeadline = nil
         }
 
         private static func notSentError(closedBecause error: RedisClientError) -> RedisClientError {

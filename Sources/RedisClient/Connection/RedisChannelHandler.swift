@@ -9,8 +9,16 @@ import NIOCore
 final class RedisChannelHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-    /// Resumed with the reply, or with a ``RedisClientError``.
+    #if DEBUG
+    /// Resumed with the reply, or with a ``RedisClientError``. Checked in debug builds (the tests): a promise resumed
+    /// twice, or never, is reported.
     typealias Promise = CheckedContinuation<RESPValue, any Error>
+    #else
+    /// Resumed with the reply, or with a ``RedisClientError``. Unchecked in release builds: the state machine hands each
+    /// pending promise out exactly once (it is removed from the queue as it is returned in an action), and skipping
+    /// the check measured ~10% more GET/s in the benchmark.
+    typealias Promise = UnsafeContinuation<RESPValue, any Error>
+    #endif
 
     private var stateMachine = StateMachine<ChannelHandlerContext, Promise>()
     private let decoder = HiredisReplyDecoder()

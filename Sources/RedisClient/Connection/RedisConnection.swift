@@ -28,8 +28,8 @@ final class RedisConnection: Sendable {
     /// - Throws: ``RedisClientError`` (`timeout`, `connectionClosed`, `notConnected`, `protocolError`).
     func send(_ command: [RedisArgument], timeout: TimeAmount? = nil) async throws -> RESPValue {
         let timeout = timeout ?? self.commandTimeout
-        return try await withCheckedThrowingContinuation { (continuation: RedisChannelHandler.Promise) in
-            self.submit(.command(command, timeout: timeout, promise: continuation))
+        return try await Self.withPromise { promise in
+            self.submit(.command(command, timeout: timeout, promise: promise))
         }
     }
 
@@ -38,13 +38,25 @@ final class RedisConnection: Sendable {
     /// - Throws: ``RedisClientError`` (`timeout`, `connectionClosed`, `notConnected`, `protocolError`).
     func pipeline(_ commands: [[RedisArgument]], timeout: TimeAmount? = nil) async throws -> [RESPValue] {
         let timeout = timeout ?? self.commandTimeout
-        let reply = try await withCheckedThrowingContinuation { (continuation: RedisChannelHandler.Promise) in
-            self.submit(.pipeline(commands, timeout: timeout, promise: continuation))
+        let reply = try await Self.withPromise { promise in
+            self.submit(.pipeline(commands, timeout: timeout, promise: promise))
         }
         guard case .array(let replies) = reply, replies.count == commands.count else {
             throw RedisClientError(.unexpectedReply, message: "a pipeline of \(commands.count) commands got a mismatched reply")
         }
         return replies
+    }
+
+    /// Suspends until the ``RedisChannelHandler/Promise`` given to `body` is resumed (checked in debug builds only).
+    static func withPromise(
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (RedisChannelHandler.Promise) -> Void
+    ) async throws -> RESPValue {
+        #if DEBUG
+        try await withCheckedThrowingContinuation(isolation: isolation, body)
+        #else
+        try await withUnsafeThrowingContinuation(isolation: isolation, body)
+        #endif
     }
 
     /// Hands `write` to the handler: directly on the event loop, else through the inbox.
