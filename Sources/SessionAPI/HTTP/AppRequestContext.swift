@@ -1,4 +1,5 @@
 import Hummingbird
+import Logging
 import NIOCore
 
 /// Per-request state: the authenticated user (when auth is on) and the session that authenticated it.
@@ -10,6 +11,16 @@ package struct AppRequestContext: RequestContext {
     package var currentUser: User?
     /// The well-formed session ID that authenticated this request, if a session cookie did.
     package var sessionID: String?
+    /// The client's address (see `ClientAddress`), set by `RequestLogMiddleware`. Log lines that matter
+    /// carry it as `client_ip` (not set on the logger itself: that re-renders its metadata every request).
+    package var clientIP: String?
+
+    /// Metadata for a log line about this request: `extra` plus the client's address.
+    package func logMetadata(_ extra: Logger.Metadata = [:]) -> Logger.Metadata {
+        var metadata = extra
+        if let clientIP = self.clientIP { metadata["client_ip"] = .string(clientIP) }
+        return metadata
+    }
 
     package init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

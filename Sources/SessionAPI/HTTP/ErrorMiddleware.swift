@@ -20,26 +20,26 @@ package struct ErrorMiddleware: RouterMiddleware {
         } catch let error as any HTTPResponseError {
             return try APIError(error.status).response(from: request, context: context)
         } catch let error as StoreError {
-            return try Self.apiError(for: error, logger: context.logger).response(from: request, context: context)
+            return try Self.apiError(for: error, context: context).response(from: request, context: context)
         } catch is CancellationError {
             return try Self.unavailable.response(from: request, context: context)
         } catch {
-            context.logger.error("request failed", metadata: ["error": "\(error)"])
+            context.logger.error("request failed", metadata: context.logMetadata(["error": "\(error)"]))
             return try APIError(.internalServerError).response(from: request, context: context)
         }
     }
 
     static let unavailable = APIError(.serviceUnavailable, headers: [.retryAfter: String(retryAfterSeconds)])
 
-    static func apiError(for error: StoreError, logger: Logger) -> APIError {
+    static func apiError(for error: StoreError, context: AppRequestContext) -> APIError {
         switch error.code {
         case .duplicateEmail:
             return APIError(.conflict, message: "email already registered")
         case .corruptData:
-            logger.error("store data unreadable", metadata: ["error": "\(error.message)"])
+            context.logger.error("store data unreadable", metadata: context.logMetadata(["error": "\(error.message)"]))
             return Self.unavailable
         default:
-            logger.warning("store unavailable", metadata: ["error": "\(error.message)"])
+            context.logger.warning("store unavailable", metadata: context.logMetadata(["error": "\(error.message)"]))
             return Self.unavailable
         }
     }

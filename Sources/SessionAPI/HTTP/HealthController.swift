@@ -8,7 +8,7 @@ package struct HealthController: Sendable {
     let sessions: (any SessionStore)?
 
     package func addRoutes(to routes: RouteTable) {
-        routes.on("/healthz", .get) { _, _ in try JSONResponse.encode(["status": "OK"]) }
+        routes.on("/healthz", .get) { _, _ in JSONResponse.statusOK() }
         routes.on("/readyz", .get) { _, context in try await self.ready(context: context) }
     }
 
@@ -17,9 +17,9 @@ package struct HealthController: Sendable {
             try await self.users.checkReady()
             try await self.sessions?.checkReady()
         } catch {
-            context.logger.warning("not ready", metadata: ["error": "\(error)"])
+            context.logger.warning("not ready", metadata: context.logMetadata(["error": "\(error)"]))
             throw ErrorMiddleware.unavailable
         }
-        return try JSONResponse.encode(["status": "OK"])
+        return JSONResponse.statusOK()
     }
 }

@@ -5,7 +5,7 @@ package struct IndexController: Sendable {
     let users: any UserStore
 
     package func addRoutes(to routes: RouteTable) {
-        routes.on("/api/v1/status", .get) { _, _ in try JSONResponse.encode(["status": "OK"]) }
+        routes.on("/api/v1/status", .get) { _, _ in JSONResponse.statusOK() }
         routes.on("/api/v1/stats", .get) { _, _ in try await self.stats() }
         routes.on("/api/v1/unauthorized", .get) { _, _ in throw APIError(.unauthorized) }
         routes.on("/api/v1/forbidden", .get) { _, _ in throw APIError(.forbidden) }

@@ -1,8 +1,8 @@
 import Hummingbird
 import Logging
 
-/// Puts the client's address on every log line of a request and logs each request at debug level
-/// (method, path, status, duration). Never logs cookies or credentials.
+/// Finds the client's address for the request's log lines and logs each request at debug level
+/// (method, path, status, duration, client_ip). Never logs cookies or credentials.
 package struct RequestLogMiddleware: RouterMiddleware {
     package typealias Context = AppRequestContext
 
@@ -10,21 +10,19 @@ package struct RequestLogMiddleware: RouterMiddleware {
 
     package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        if let client = self.clientAddress.address(of: request, context: context) {
-            context.logger[metadataKey: "client_ip"] = .string(client)
-        }
+        context.clientIP = self.clientAddress.address(of: request, context: context)
         let start = ContinuousClock.now
         let response = try await next(request, context)
         if context.logger.logLevel <= .debug {
             let elapsed = ContinuousClock.now - start
             context.logger.debug(
                 "request",
-                metadata: [
+                metadata: context.logMetadata([
                     "method": .string(request.method.rawValue),
                     "path": .string(request.uri.path),
                     "status": .stringConvertible(response.status.code),
                     "duration_us": .stringConvertible(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000),
-                ]
+                ])
             )
         }
         return response

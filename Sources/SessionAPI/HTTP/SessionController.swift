@@ -23,7 +23,7 @@ package struct SessionController: Sendable {
             throw APIError(.notFound, message: "no user found for this email")
         }
         guard try await self.hasher.verify(password, against: user.passwordHash) else {
-            context.logger.info("login refused: wrong password", metadata: ["login_user_id": .string(user.id)])
+            context.logger.info("login refused: wrong password", metadata: context.logMetadata(["login_user_id": .string(user.id)]))
             throw APIError(.unauthorized, message: "wrong password")
         }
         let metadata = SessionMetadata(
@@ -36,8 +36,8 @@ package struct SessionController: Sendable {
             metadata: metadata,
             replacing: Authenticator.sessionID(request, cookieName: self.cookieName)
         )
-        context.logger.info("logged in", metadata: ["login_user_id": .string(user.id)])
-        var response = try JSONResponse.encode(UserResponse(user))
+        context.logger.info("logged in", metadata: context.logMetadata(["login_user_id": .string(user.id)]))
+        var response = UserJSON.response(UserResponse(user))
         response.setCookie(
             try Cookie.validated(name: self.cookieName, value: sessionID, path: "/", secure: self.cookieSecure, httpOnly: true, sameSite: .lax)
         )

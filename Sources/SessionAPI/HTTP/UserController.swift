@@ -16,7 +16,7 @@ package struct UserController: Sendable {
     }
 
     func list() async throws -> Response {
-        try JSONResponse.encode(try await self.users.allUsers().map(UserResponse.init))
+        UserJSON.response(try await self.users.allUsers().map(UserResponse.init))
     }
 
     /// `GET /users/:id`; `me` is the authenticated user, 404 when there is none (auth off), as the original.
@@ -24,10 +24,10 @@ package struct UserController: Sendable {
         let id = try context.parameters.require("id")
         if id == "me" {
             guard let user = context.currentUser else { throw APIError(.notFound) }
-            return try JSONResponse.encode(UserResponse(user))
+            return UserJSON.response(UserResponse(user))
         }
         guard let user = try await self.users.user(id: id) else { throw APIError(.notFound) }
-        return try JSONResponse.encode(UserResponse(user))
+        return UserJSON.response(UserResponse(user))
     }
 
     func create(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -49,8 +49,8 @@ package struct UserController: Sendable {
             updatedAt: now
         )
         try await self.users.create(user)
-        context.logger.info("user created", metadata: ["created_user_id": .string(user.id)])
-        return try JSONResponse.encode(UserResponse(user), status: .created)
+        context.logger.info("user created", metadata: context.logMetadata(["created_user_id": .string(user.id)]))
+        return UserJSON.response(UserResponse(user), status: .created)
     }
 
     func update(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -66,7 +66,7 @@ package struct UserController: Sendable {
                 updatedAt: Timestamp.string()
             )
         else { throw APIError(.notFound) }
-        return try JSONResponse.encode(UserResponse(user))
+        return UserJSON.response(UserResponse(user))
     }
 
     /// Deletes the user, then every session it had, so none of its cookies works any more.
@@ -74,7 +74,7 @@ package struct UserController: Sendable {
         let id = try context.parameters.require("id")
         guard try await self.users.delete(id: id) else { throw APIError(.notFound) }
         try await self.sessions?.deleteSessions(userID: id)
-        context.logger.info("user deleted", metadata: ["deleted_user_id": .string(id)])
+        context.logger.info("user deleted", metadata: context.logMetadata(["deleted_user_id": .string(id)]))
         return try JSONResponse.encode([String: String]())
     }
 }
