@@ -104,6 +104,9 @@ package func buildApplication(_ configuration: AppConfiguration, stores: AppStor
     let router = buildRouter(configuration, stores: stores)
     var app = Application(
         router: router,
+        // Idle keep-alive connections are closed after a minute (slow or stuck clients cannot hold sockets
+        // forever); unparsable requests get a JSON error instead of an empty 400.
+        server: .http1(configuration: .init(additionalChannelHandlers: [MalformedRequestHandler()], idleTimeout: .seconds(60))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "session-api"),
         logger: logger
     )
