@@ -180,6 +180,38 @@ extension CrossProcessTests {
     }
 }
 
+extension CrossProcessTests {
+    /// SIGTERM stops accepting but lets a request in flight finish, then the process exits 0.
+    @Test func sigtermDrainsInFlightRequestsAndExitsZero() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // bcrypt cost 14 (~0.8 s a hash here): a create that is still running when SIGTERM arrives.
+        let server = try await ServerProcess(environment: ["DATA_DIR": directory.path, "PASSWORD_HASH_COST": "14"])
+        defer { server.kill9() }
+        let status = try await withThrowingTaskGroup(of: HTTPResponse.Status?.self) { group in
+            group.addTask {
+                try await server.withClient { client in
+                    try await client.post("/api/v1/users", headers: Self.jsonHeaders, body: Self.createBody("slow@example.com")).status
+                }
+            }
+            group.addTask {
+                // Nothing outside the process shows that the request has arrived, so this waits a fixed 0.2 s: well
+                // after the request is sent, well before its ~0.8 s hash is done.
+                try await Task.sleep(for: .milliseconds(200))
+                kill(server.pid, SIGTERM)
+                return nil
+            }
+            var created: HTTPResponse.Status?
+            for try await result in group { if let result { created = result } }
+            return created
+        }
+        #expect(status == .created)
+        server.process.waitUntilExit()
+        #expect(server.process.terminationStatus == 0)
+        #expect(try Self.usersInFile(directory).count == 1)
+    }
+}
+
 /// IDs of users whose create answered 201, collected from several tasks.
 final class ConfirmedIDs: Sendable {
     private let ids = Mutex<Set<String>>([])
