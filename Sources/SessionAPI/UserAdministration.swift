@@ -7,17 +7,19 @@ package enum UserAdministration {
         package let description: String
     }
 
-    /// Creates a user in the configured store, exactly as `POST /api/v1/users` does.
+    /// Creates a user in the configured store: what `POST /api/v1/users` and `session-api user create` both do.
+    /// - Throws: `InputError` (its text is the API's 400 message), `StoreError.duplicateEmail`, other `StoreError`s.
     package static func createUser(
         email: String,
         password: String,
         firstName: String?,
         lastName: String?,
-        stores: AppStores,
+        users: any UserStore,
         hasher: PasswordHasher
     ) async throws -> User {
         guard !email.isEmpty else { throw InputError(description: "email missing") }
         guard !password.isEmpty else { throw InputError(description: "password missing") }
+        guard email.utf8.count <= 320 else { throw InputError(description: "email too long") }
         guard password.utf8.count <= PasswordHasher.maximumPasswordBytes else {
             throw InputError(description: "password too long (at most \(PasswordHasher.maximumPasswordBytes) bytes)")
         }
@@ -31,7 +33,7 @@ package enum UserAdministration {
             createdAt: now,
             updatedAt: now
         )
-        try await stores.users.create(user)
+        try await users.create(user)
         return user
     }
 }

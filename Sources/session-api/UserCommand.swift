@@ -40,7 +40,7 @@ struct UserCommand: AsyncParsableCommand {
                         password: password,
                         firstName: firstName,
                         lastName: lastName,
-                        stores: stores,
+                        users: stores.users,
                         hasher: PasswordHasher(cost: configuration.passwordHashCost)
                     )
                 }

@@ -150,7 +150,7 @@ extension CrossProcessTests {
                 password: "pw",
                 firstName: "Bob",
                 lastName: nil,
-                stores: stores,
+                users: stores.users,
                 hasher: PasswordHasher(cost: 4)
             )
         }

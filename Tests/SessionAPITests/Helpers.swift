@@ -90,7 +90,7 @@ struct TestApp: Sendable {
             password: password,
             firstName: firstName,
             lastName: lastName,
-            stores: self.stores,
+            users: self.stores.users,
             hasher: PasswordHasher(cost: self.configuration.passwordHashCost)
         )
     }

@@ -32,23 +32,19 @@ package struct UserController: Sendable {
 
     func create(_ request: Request, context: AppRequestContext) async throws -> Response {
         let body = try await RequestBody.json(CreateUserRequest.self, from: request, context: context)
-        guard let email = body.email, !email.isEmpty else { throw APIError(.badRequest, message: "email missing") }
-        guard let password = body.password, !password.isEmpty else { throw APIError(.badRequest, message: "password missing") }
-        guard email.utf8.count <= 320 else { throw APIError(.badRequest, message: "email too long") }
-        guard password.utf8.count <= PasswordHasher.maximumPasswordBytes else {
-            throw APIError(.badRequest, message: "password too long (at most \(PasswordHasher.maximumPasswordBytes) bytes)")
+        let user: User
+        do {
+            user = try await UserAdministration.createUser(
+                email: body.email ?? "",
+                password: body.password ?? "",
+                firstName: body.firstName,
+                lastName: body.lastName,
+                users: self.users,
+                hasher: self.hasher
+            )
+        } catch let error as UserAdministration.InputError {
+            throw APIError(.badRequest, message: error.description)
         }
-        let now = Timestamp.string()
-        let user = User(
-            id: SessionID.generate(),
-            email: email,
-            passwordHash: try await self.hasher.hash(password),
-            firstName: body.firstName,
-            lastName: body.lastName,
-            createdAt: now,
-            updatedAt: now
-        )
-        try await self.users.create(user)
         context.logger.info("user created", metadata: context.logMetadata(["created_user_id": .string(user.id)]))
         return UserJSON.response(UserResponse(user), status: .created)
     }
