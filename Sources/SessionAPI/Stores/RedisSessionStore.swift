@@ -64,7 +64,7 @@ package struct RedisSessionStore: SessionStore {
             try await self.client.evalsha(
                 Self.deleteScript,
                 keys: [self.keys.session(hash: hash)],
-                arguments: [RedisArgument(hash), RedisArgument(self.keys.prefix)]
+                arguments: [RedisArgument(hash), RedisArgument(self.keys.prefix), RedisArgument(self.now())]
             )
         }
         return reply.int64 == 1
@@ -132,13 +132,16 @@ package struct RedisSessionStore: SessionStore {
         """
     )
 
-    /// KEYS: session. ARGV: hash, prefix. Deletes the session and its index entry; 1 if it existed.
+    /// KEYS: session. ARGV: hash, prefix, now. Deletes the session and its index entry, and prunes the
+    /// user's expired entries; 1 if it existed.
     static let deleteScript = RedisScript(
         """
         local user = redis.call('HGET', KEYS[1], 'user_id')
         if not user then return 0 end
         redis.call('DEL', KEYS[1])
-        redis.call('ZREM', ARGV[2] .. 'user-sessions:' .. user, ARGV[1])
+        local index = ARGV[2] .. 'user-sessions:' .. user
+        redis.call('ZREM', index, ARGV[1])
+        redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. ARGV[3])
         return 1
         """
     )
