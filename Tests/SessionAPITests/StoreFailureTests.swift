@@ -93,3 +93,24 @@ struct UnavailableSessionStore: SessionStore {
         }
     }
 }
+
+/// A login flood cannot queue bcrypt work without bound.
+@Suite struct PasswordHasherLimitTests {
+    @Test func hashesBeyondTheQueueLimitFailFastWithUnavailable() async throws {
+        let hasher = PasswordHasher(cost: 10, maximumQueued: 2)
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<8 {
+                group.addTask { (try? await hasher.hash("pw")) != nil }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.contains(true))
+        #expect(outcomes.contains(false))
+        // Once the flood is over, there is room again.
+        #expect(try await hasher.hash("pw").hasPrefix("$2"))
+        await #expect(throws: StoreError.self) {
+            let busy = PasswordHasher(cost: 4, maximumQueued: 0)
+            _ = try await busy.hash("pw")
+        }
+    }
+}

@@ -2,6 +2,7 @@ import Crypto
 import HummingbirdBcrypt
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Hashes new passwords with bcrypt and checks passwords against stored hashes.
 ///
@@ -20,15 +21,20 @@ package struct PasswordHasher: Sendable {
     }()
 
     package let cost: Int
+    /// How many hashes may wait or run at once; past that a request fails at once with
+    /// `StoreError.unavailable` (503, Retry-After) instead of queueing without bound in a login flood.
+    package let maximumQueued: Int
+    private let queued = QueueGauge()
 
-    package init(cost: Int) {
+    package init(cost: Int, maximumQueued: Int = 64 * System.coreCount) {
         self.cost = cost
+        self.maximumQueued = maximumQueued
     }
 
     /// A bcrypt hash of `password`, computed on the hashing pool.
     package func hash(_ password: String) async throws -> String {
         let cost = UInt8(clamping: self.cost)
-        return try await Self.hashingPool.runIfActive { Bcrypt.hash(password, cost: cost) }
+        return try await self.onHashingPool { Bcrypt.hash(password, cost: cost) }
     }
 
     /// Whether `password` matches `storedHash` (bcrypt, or the original's hex SHA-256). `nil` never matches.
@@ -37,7 +43,7 @@ package struct PasswordHasher: Sendable {
         if storedHash.hasPrefix("$2") {
             // bcrypt reads only the first 72 bytes, so a longer password would match on its prefix alone.
             guard password.utf8.count <= Self.maximumPasswordBytes else { return false }
-            return try await Self.hashingPool.runIfActive { Bcrypt.verify(password, hash: storedHash) }
+            return try await self.onHashingPool { Bcrypt.verify(password, hash: storedHash) }
         }
         guard storedHash.utf8.count == 64 else { return false }
         let digest = SHA256.hash(data: Array(password.utf8)).map { byte in
@@ -47,10 +53,34 @@ package struct PasswordHasher: Sendable {
         return Self.constantTimeEqual(Array(digest.utf8), Array(storedHash.lowercased().utf8))
     }
 
+    private func onHashingPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws -> T {
+        guard self.queued.enter(limit: self.maximumQueued) else {
+            throw StoreError(.unavailable, "more than \(self.maximumQueued) password hashes queued")
+        }
+        defer { self.queued.leave() }
+        return try await Self.hashingPool.runIfActive(body)
+    }
+
     private static func constantTimeEqual(_ left: [UInt8], _ right: [UInt8]) -> Bool {
         guard left.count == right.count else { return false }
         var difference: UInt8 = 0
         for index in left.indices { difference |= left[index] ^ right[index] }
         return difference == 0
+    }
+}
+
+/// Counts the hashes of one application waiting for or running on the hashing pool.
+private final class QueueGauge: Sendable {
+    private let count = Atomic<Int>(0)
+
+    /// Takes a place if fewer than `limit` are taken.
+    func enter(limit: Int) -> Bool {
+        if self.count.add(1, ordering: .relaxed).newValue <= limit { return true }
+        self.count.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func leave() {
+        self.count.subtract(1, ordering: .relaxed)
     }
 }
