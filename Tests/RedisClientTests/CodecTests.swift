@@ -81,7 +81,7 @@ import Testing
     private static var streamBytes: [UInt8] { Array(Self.stream.map(\.0).joined().utf8) }
 
     private func decodeAll(_ chunks: [ArraySlice<UInt8>]) throws -> [RESPValue] {
-        let decoder = HiredisReplyDecoder()
+        let decoder = try HiredisReplyDecoder()
         var values: [RESPValue] = []
         for chunk in chunks {
             try decoder.feed(ByteBuffer(bytes: chunk))
@@ -121,7 +121,7 @@ import Testing
     }
 
     @Test func incompleteReplyYieldsNothingYet() throws {
-        let decoder = HiredisReplyDecoder()
+        let decoder = try HiredisReplyDecoder()
         try decoder.feed(ByteBuffer(string: "*2\r\n:1\r\n$3\r\nab"))
         #expect(try decoder.next() == nil)
         try decoder.feed(ByteBuffer(string: "c\r\n"))
@@ -130,7 +130,7 @@ import Testing
     }
 
     @Test func garbageIsAProtocolError() throws {
-        let decoder = HiredisReplyDecoder()
+        let decoder = try HiredisReplyDecoder()
         let error = #expect(throws: RedisClientError.self) {
             try decoder.feed(ByteBuffer(string: "?what\r\n"))
             _ = try decoder.next()

@@ -19,7 +19,7 @@ import Testing
             (self.connection, self.handler) = try await channel.testingEventLoop.executeInContext {
                 var logger = Logger(label: "test")
                 logger.logLevel = .critical
-                let handler = RedisChannelHandler(eventLoop: channel.eventLoop, logger: logger)
+                let handler = try RedisChannelHandler(eventLoop: channel.eventLoop, logger: logger)
                 try channel.pipeline.syncOperations.addHandler(handler)
                 return (
                     RedisConnection(channel: channel, handler: handler, commandTimeout: commandTimeout),

@@ -21,7 +21,7 @@ final class RedisChannelHandler: ChannelInboundHandler {
     #endif
 
     private var stateMachine = StateMachine<ChannelHandlerContext, Promise>()
-    private let decoder = HiredisReplyDecoder()
+    private let decoder: HiredisReplyDecoder
     private var encoder = HiredisCommandEncoder()
     /// Commands encoded during this event-loop pass, written with one flush.
     private var outbound: ByteBuffer
@@ -34,7 +34,9 @@ final class RedisChannelHandler: ChannelInboundHandler {
     private static let outboundCapacity = 16 * 1024
     private static let maximumRetainedOutboundCapacity = 1024 * 1024
 
-    init(eventLoop: any EventLoop, logger: Logger) {
+    /// - Throws: ``RedisClientError`` when hiredis cannot allocate its reply reader.
+    init(eventLoop: any EventLoop, logger: Logger) throws(RedisClientError) {
+        self.decoder = try HiredisReplyDecoder()
         self.eventLoop = eventLoop
         self.logger = logger
         self.outbound = ByteBufferAllocator().buffer(capacity: Self.outboundCapacity)

@@ -18,7 +18,7 @@ extension RedisConnection {
         let bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(connectTimeout)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<RedisConnection> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                let handler = RedisChannelHandler(eventLoop: channel.eventLoop, logger: logger)
+                let handler = try RedisChannelHandler(eventLoop: channel.eventLoop, logger: logger)
                 try channel.pipeline.syncOperations.addHandler(handler)
                 return RedisConnection(channel: channel, handler: handler, commandTimeout: commandTimeout)
             }

@@ -9,9 +9,11 @@ import NIOCore
 final class HiredisReplyDecoder {
     private let reader: UnsafeMutablePointer<redisReader>
 
-    init() {
+    /// - Throws: ``RedisClientError/Code/protocolError`` when hiredis cannot allocate a reader (out of memory):
+    ///   that connection fails to open and is retried, the process goes on.
+    init() throws(RedisClientError) {
         guard let reader = redisReaderCreate() else {
-            fatalError("hiredis: out of memory while creating a reply reader")
+            throw RedisClientError(.protocolError, message: "hiredis could not allocate a reply reader (out of memory)")
         }
         self.reader = reader
     }
