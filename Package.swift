@@ -58,6 +58,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -79,7 +80,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // GET throughput of RedisClient on one connection (scripts/bench-redis-client.sh compares it with redis-benchmark).
+        // GET throughput of RedisClient on one connection (scripts/bench.sh compares it with redis-benchmark).
         .executableTarget(
             name: "redis-client-bench",
             dependencies: [

@@ -133,21 +133,22 @@ package enum FileIO {
         }
         // Closing the descriptor releases the lock.
         defer { close(descriptor) }
-        // flock has no timed form: poll with a short, growing pause (this runs on a thread-pool thread and
-        // the lock is normally held for milliseconds), so a stuck process cannot hang this one.
-        var waitedMicroseconds = 0
-        var pause: UInt32 = 200
+        // flock has no timed form: poll (this runs on a thread-pool thread and the lock is normally held for
+        // milliseconds), so a stuck process cannot hang this one. The pause stays short: a process that just
+        // released the lock takes it again as soon as its next write arrives, so a waiter that sleeps long
+        // would rarely find it free.
+        let deadline = ContinuousClock.now + .milliseconds(timeoutMilliseconds)
+        var pause: UInt32 = 50
         while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
             let error = errno
             guard error == EWOULDBLOCK || error == EINTR else {
                 throw FileIOError("cannot lock \(path): \(String(cString: strerror(error)))")
             }
-            guard waitedMicroseconds < timeoutMilliseconds * 1000 else {
+            guard ContinuousClock.now < deadline else {
                 throw FileIOError("timed out waiting for the lock on \(path)")
             }
             usleep(pause)
-            waitedMicroseconds += Int(pause)
-            pause = min(pause * 2, 10_000)
+            pause = min(pause * 2, 250)
         }
         return try body()
     }

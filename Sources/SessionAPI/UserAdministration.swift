@@ -25,7 +25,7 @@ package enum UserAdministration {
         }
         let now = Timestamp.string()
         let user = User(
-            id: SessionID.generate(),
+            id: RandomID.make(),
             email: email,
             passwordHash: try await hasher.hash(password),
             firstName: firstName,

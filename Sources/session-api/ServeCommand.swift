@@ -23,15 +23,14 @@ struct ServeCommand: AsyncParsableCommand {
         if let port { configuration.port = port }
         var logger = Logger(label: "session-api")
         logger.logLevel = configuration.logLevel
-        let stores: AppStores
+        let app: any ApplicationProtocol
         do {
-            stores = try await AppStores.open(configuration, logger: logger)
+            app = try await buildApplication(configuration, stores: AppStores.open(configuration, logger: logger), logger: logger)
         } catch let error as StoreError {
             throw CommandFailure("cannot open the stores: \(error.message)")
         } catch let error as ConfigurationError {
             throw CommandFailure("configuration: \(error)")
         }
-        let app = buildApplication(configuration, stores: stores, logger: logger)
         // SIGTERM/SIGINT: stop accepting, let in-flight requests finish for up to the bound, then cancel
         // what is left; the app's services (the Redis client) close after the server.
         var groupConfiguration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -44,7 +44,7 @@ struct UserCommand: AsyncParsableCommand {
                         hasher: PasswordHasher(cost: configuration.passwordHashCost)
                     )
                 }
-                print(try UserResponse(user).jsonString())
+                print(user.jsonString(.public))
             } catch let error as StoreError where error.code == .duplicateEmail {
                 throw CommandFailure("a user with email \(self.email) already exists")
             } catch let error as StoreError {

@@ -73,7 +73,7 @@ struct TestApp: Sendable {
             opened = try await AppStores.open(configuration, logger: logger)
         }
         let testApp = TestApp(configuration: configuration, stores: opened)
-        let app = buildApplication(configuration, stores: opened, logger: logger)
+        let app = try buildApplication(configuration, stores: opened, logger: logger)
         return try await app.test(setup) { client in try await body(testApp, client) }
     }
 
@@ -245,6 +245,46 @@ extension HTTPFields {
 }
 
 // MARK: - Reading responses
+
+/// A user as the API sends it, decoded by the tests themselves (the server has no such type: it writes
+/// users with `User.writeJSON(.public)`).
+struct UserResponse: Codable, Equatable {
+    let id: String
+    let email: String
+    let firstName: String?
+    let lastName: String?
+    let createdAt: String
+    let updatedAt: String
+
+    init(_ user: User) {
+        self.id = user.id
+        self.email = user.email
+        self.firstName = user.firstName
+        self.lastName = user.lastName
+        self.createdAt = user.createdAt
+        self.updatedAt = user.updatedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case email
+        case firstName = "first_name"
+        case lastName = "last_name"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+    }
+
+    /// Every key, `null` included, as the API writes it.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.id, forKey: .id)
+        try container.encode(self.email, forKey: .email)
+        try container.encode(self.firstName, forKey: .firstName)
+        try container.encode(self.lastName, forKey: .lastName)
+        try container.encode(self.createdAt, forKey: .createdAt)
+        try container.encode(self.updatedAt, forKey: .updatedAt)
+    }
+}
 
 /// One `Set-Cookie` header, its attributes as a set (their order varies from run to run).
 struct SetCookie: Equatable {

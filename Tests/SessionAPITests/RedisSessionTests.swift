@@ -20,7 +20,7 @@ import Testing
             let result = try await withDataDirectory { directory in
                 var configuration = AppConfiguration.test(directory: directory)
                 configuration.authType = .sessionRedisAuth
-                configuration.redisURL = "redis://127.0.0.1:\(server.port)"
+                configuration.redis = RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: server.port))
                 configuration.redisPrefix = "session-api:"
                 configuration.userStore = users
                 configuration.sessionDuration = 86_400
@@ -216,7 +216,7 @@ import Testing
     @Test func redisDownIs503WithinTheTimeoutAndServiceResumesWithoutARestart() async throws {
         try await Self.withRedis { server, configuration in
             var configuration = configuration
-            configuration.redisCommandTimeoutMilliseconds = 300
+            configuration.redis?.commandTimeout = .milliseconds(300)
             try await TestApp.run(configuration, setup: .live) { app, client in
                 try await app.seedUser()
                 let cookie = try await client.login()
@@ -244,7 +244,7 @@ import Testing
     @Test func pausedRedisIs503NotAHang() async throws {
         try await Self.withRedis { server, configuration in
             var configuration = configuration
-            configuration.redisCommandTimeoutMilliseconds = 300
+            configuration.redis?.commandTimeout = .milliseconds(300)
             try await TestApp.run(configuration, setup: .live) { app, client in
                 try await app.seedUser()
                 let cookie = try await client.login()

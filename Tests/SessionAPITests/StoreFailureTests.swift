@@ -108,7 +108,7 @@ struct UnavailableSessionStore: SessionStore {
         #expect(outcomes.contains(false))
         // Once the flood is over, there is room again.
         #expect(try await hasher.hash("pw").hasPrefix("$2"))
-        await #expect(throws: StoreError.self) {
+        await #expect(throws: PasswordHasher.Overloaded.self) {
             let busy = PasswordHasher(cost: 4, maximumQueued: 0)
             _ = try await busy.hash("pw")
         }

@@ -22,7 +22,7 @@ package struct PasswordHasher: Sendable {
 
     package let cost: Int
     /// How many hashes may wait or run at once; past that a request fails at once with
-    /// `StoreError.unavailable` (503, Retry-After) instead of queueing without bound in a login flood.
+    /// `PasswordHasher.Overloaded` (503, Retry-After) instead of queueing without bound in a login flood.
     package let maximumQueued: Int
     private let queued = QueueGauge()
 
@@ -32,12 +32,14 @@ package struct PasswordHasher: Sendable {
     }
 
     /// A bcrypt hash of `password`, computed on the hashing pool.
+    /// - Throws: `Overloaded` when too many hashes are queued.
     package func hash(_ password: String) async throws -> String {
         let cost = UInt8(clamping: self.cost)
         return try await self.onHashingPool { Bcrypt.hash(password, cost: cost) }
     }
 
     /// Whether `password` matches `storedHash` (bcrypt, or the original's hex SHA-256). `nil` never matches.
+    /// - Throws: `Overloaded` when too many hashes are queued.
     package func verify(_ password: String, against storedHash: String?) async throws -> Bool {
         guard let storedHash else { return false }
         if storedHash.hasPrefix("$2") {
@@ -46,19 +48,22 @@ package struct PasswordHasher: Sendable {
             return try await self.onHashingPool { Bcrypt.verify(password, hash: storedHash) }
         }
         guard storedHash.utf8.count == 64 else { return false }
-        let digest = SHA256.hash(data: Array(password.utf8)).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        let digest = SHA256.hash(data: Array(password.utf8)).hexString
         return Self.constantTimeEqual(Array(digest.utf8), Array(storedHash.lowercased().utf8))
     }
 
     private func onHashingPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws -> T {
         guard self.queued.enter(limit: self.maximumQueued) else {
-            throw StoreError(.unavailable, "more than \(self.maximumQueued) password hashes queued")
+            throw Overloaded(limit: self.maximumQueued)
         }
         defer { self.queued.leave() }
         return try await Self.hashingPool.runIfActive(body)
+    }
+
+    /// The hashing pool's queue is full; worth retrying in a moment.
+    package struct Overloaded: Error, CustomStringConvertible {
+        package let limit: Int
+        package var description: String { "more than \(self.limit) password hashes queued" }
     }
 
     private static func constantTimeEqual(_ left: [UInt8], _ right: [UInt8]) -> Bool {

@@ -1,36 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
-
-/// How requests are authenticated, chosen by `AUTH_TYPE`.
-package enum AuthType: String, Sendable, CaseIterable {
-    /// `Authorization: Basic base64(email:password)` on every request.
-    case basicAuth = "basic_auth"
-    /// Session cookie; sessions kept in this process's memory, never expire.
-    case sessionAuth = "session_auth"
-    /// Session cookie; sessions in memory, invalid after `SESSION_DURATION` seconds.
-    case sessionExpAuth = "session_exp_auth"
-    /// Session cookie; sessions in `.db_UserSession.json`, with the same expiry.
-    case sessionDBAuth = "session_db_auth"
-    /// Session cookie; sessions in Redis with TTLs: the production mode.
-    case sessionRedisAuth = "session_redis_auth"
-
-    /// Whether this mode issues session cookies (and so has login/logout routes).
-    package var usesSessions: Bool { self != .basicAuth }
-}
-
-/// Where users are kept, chosen by `USER_STORE`.
-package enum UserStoreKind: String, Sendable, CaseIterable {
-    case json
-    case redis
-}
-
-/// A configuration value that could not be used; `description` is one line naming the variable.
-package struct ConfigurationError: Error, CustomStringConvertible {
-    package let variable: String
-    package let reason: String
-    package var description: String { "\(variable): \(reason)" }
-}
+import RedisClient
 
 /// Every setting of the server, read once from the environment and validated at start-up.
 package struct AppConfiguration: Sendable {
@@ -48,10 +19,9 @@ package struct AppConfiguration: Sendable {
     /// Directory holding `.db_User.json` and `.db_UserSession.json`.
     package var dataDirectory: String = "."
     package var userStore: UserStoreKind = .json
-    package var redisURL: String?
+    /// `REDIS_URL` (with `REDIS_COMMAND_TIMEOUT_MS`), parsed; `nil` when no Redis is configured.
+    package var redis: RedisClientConfiguration?
     package var redisPrefix: String = "session-api:"
-    /// Per-command Redis timeout in milliseconds.
-    package var redisCommandTimeoutMilliseconds: Int = 1000
     /// bcrypt cost for new password hashes (4...31).
     package var passwordHashCost: Int = 12
     package var logLevel: Logger.Level = .info
@@ -114,13 +84,19 @@ package struct AppConfiguration: Sendable {
             }
             self.userStore = kind
         }
-        if let url = value("REDIS_URL") { self.redisURL = url }
+        if let url = value("REDIS_URL") {
+            do {
+                self.redis = try RedisClientConfiguration(url: url)
+            } catch {
+                throw ConfigurationError(variable: "REDIS_URL", reason: error.message)
+            }
+        }
         if let prefix = environment["REDIS_PREFIX"] { self.redisPrefix = prefix }
         if let timeout = value("REDIS_COMMAND_TIMEOUT_MS") {
             guard let milliseconds = Int(timeout), milliseconds > 0 else {
                 throw ConfigurationError(variable: "REDIS_COMMAND_TIMEOUT_MS", reason: "'\(timeout)' is not a positive number of milliseconds")
             }
-            self.redisCommandTimeoutMilliseconds = milliseconds
+            self.redis?.commandTimeout = .milliseconds(milliseconds)
         }
         if let cost = value("PASSWORD_HASH_COST") {
             guard let number = Int(cost), (4...31).contains(number) else {
@@ -155,10 +131,10 @@ package struct AppConfiguration: Sendable {
 
     /// Checks the combinations that no single variable can: Redis settings need a Redis.
     package func validate() throws(ConfigurationError) {
-        if self.userStore == .redis, self.redisURL == nil {
+        if self.userStore == .redis, self.redis == nil {
             throw ConfigurationError(variable: "USER_STORE", reason: "'redis' needs REDIS_URL")
         }
-        if self.authType == .sessionRedisAuth, self.redisURL == nil {
+        if self.authType == .sessionRedisAuth, self.redis == nil {
             throw ConfigurationError(variable: "AUTH_TYPE", reason: "'session_redis_auth' needs REDIS_URL")
         }
     }

@@ -1,16 +1,16 @@
 import Hummingbird
+import HummingbirdAuth
 import Logging
 import NIOCore
 
-/// Per-request state: the authenticated user (when auth is on) and the session that authenticated it.
-package struct AppRequestContext: RequestContext {
+/// Per-request state: who the request authenticated as (when auth is on), and the client's address.
+package struct AppRequestContext: AuthRequestContext {
     package var coreContext: CoreRequestContextStorage
     /// The address of the TCP peer (the proxy, when behind one).
     package let peerAddress: SocketAddress?
-    /// Set by `AuthMiddleware` on protected paths; `nil` when auth is off or the path is excluded.
-    package var currentUser: User?
-    /// The well-formed session ID that authenticated this request, if a session cookie did.
-    package var sessionID: String?
+    /// Set by `AuthenticationMiddleware` on protected paths; `nil` when auth is off or the path is excluded.
+    /// Handlers that need it run under `AuthenticatedContext`, where it is not optional.
+    package var identity: AuthenticatedUser?
     /// The client's address (see `ClientAddress`), set by `RequestLogMiddleware`. Log lines that matter
     /// carry it as `client_ip` (not set on the logger itself: that re-renders its metadata every request).
     package var clientIP: String?

@@ -1,9 +1,10 @@
 import Hummingbird
 import Logging
 
-/// The one place where errors become responses, all in the `{"error": "..."}` shape:
-/// Hummingbird's own errors (404, 413, ...) keep their status; store errors map to 409/503;
-/// anything unexpected is logged and answered 500 without internal detail.
+/// The one place where errors become responses, all in the `{"error": "..."}` shape: authentication
+/// failures are 401/403, Hummingbird's own errors (404, 413, ...) keep their status, store errors map to
+/// 409/503, a full password-hashing queue to 503; anything unexpected is logged and answered 500 without
+/// internal detail.
 package struct ErrorMiddleware: RouterMiddleware {
     package typealias Context = AppRequestContext
 
@@ -17,6 +18,12 @@ package struct ErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return try error.response(from: request, context: context)
+        } catch let error as AuthenticationError {
+            let status: HTTPResponse.Status = error.code == .missingCredentials ? .unauthorized : .forbidden
+            return try APIError(status).response(from: request, context: context)
+        } catch let error as PasswordHasher.Overloaded {
+            context.logger.warning("password hashing overloaded", metadata: context.logMetadata(["error": "\(error)"]))
+            return try Self.unavailable.response(from: request, context: context)
         } catch let error as any HTTPResponseError {
             return try APIError(error.status).response(from: request, context: context)
         } catch let error as StoreError {

@@ -4,16 +4,30 @@ import Hummingbird
 /// called with another method answers 405 with an `Allow` header instead of 404.
 package final class RouteTable {
     package typealias Handler = @Sendable (Request, AppRequestContext) async throws -> Response
+    package typealias AuthenticatedHandler = @Sendable (Request, AuthenticatedContext) async throws -> Response
 
     private let router: Router<AppRequestContext>
+    private let authenticated: RouterGroup<AuthenticatedContext>
     private var methods: [(path: String, methods: [HTTPRequest.Method])] = []
 
     package init(router: Router<AppRequestContext>) {
         self.router = router
+        self.authenticated = router.group(context: AuthenticatedContext.self)
     }
 
     package func on(_ path: String, _ method: HTTPRequest.Method, use handler: @escaping Handler) {
         self.router.on(RouterPath(path), method: method, use: handler)
+        self.record(path, method)
+    }
+
+    /// A route that acts for the caller: its handler gets the authenticated user, not an optional one
+    /// (404 when auth is off, as the original's `/users/me`).
+    package func onAuthenticated(_ path: String, _ method: HTTPRequest.Method, use handler: @escaping AuthenticatedHandler) {
+        self.authenticated.on(RouterPath(path), method: method, use: handler)
+        self.record(path, method)
+    }
+
+    private func record(_ path: String, _ method: HTTPRequest.Method) {
         if let index = self.methods.firstIndex(where: { $0.path == path }) {
             self.methods[index].methods.append(method)
         } else {

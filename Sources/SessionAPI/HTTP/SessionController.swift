@@ -6,13 +6,12 @@ package struct SessionController: Sendable {
     let users: any UserStore
     let sessions: any SessionStore
     let hasher: PasswordHasher
-    let cookieName: String
-    let cookieSecure: Bool
+    let cookie: SessionCookie
     let clientAddress: ClientAddress
 
     package func addRoutes(to routes: RouteTable) {
         routes.on("/api/v1/auth_session/login", .post) { request, context in try await self.login(request, context: context) }
-        routes.on("/api/v1/auth_session/logout", .delete) { request, context in try await self.logout(request, context: context) }
+        routes.onAuthenticated("/api/v1/auth_session/logout", .delete) { _, context in try await self.logout(context: context) }
     }
 
     func login(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -34,26 +33,23 @@ package struct SessionController: Sendable {
         let sessionID = try await self.sessions.createSession(
             userID: user.id,
             metadata: metadata,
-            replacing: Authenticator.sessionID(request, cookieName: self.cookieName)
+            replacing: self.cookie.sessionID(in: request)
         )
         context.logger.info("logged in", metadata: context.logMetadata(["login_user_id": .string(user.id)]))
-        var response = UserJSON.response(UserResponse(user))
-        response.setCookie(
-            try Cookie.validated(name: self.cookieName, value: sessionID, path: "/", secure: self.cookieSecure, httpOnly: true, sameSite: .lax)
-        )
+        var response = JSONResponse.user(user)
+        response.setCookie(try self.cookie.issuing(sessionID))
         return response
     }
 
-    /// Behind the auth check like every protected route; 404 only when the session vanished meanwhile.
-    func logout(_ request: Request, context: AppRequestContext) async throws -> Response {
+    /// Behind the auth check like every protected route; 404 only when the session vanished meanwhile
+    /// (or the caller authenticated without one).
+    func logout(context: AuthenticatedContext) async throws -> Response {
         guard let sessionID = context.sessionID, try await self.sessions.deleteSession(sessionID: sessionID) else {
             throw APIError(.notFound)
         }
         var response = try JSONResponse.encode([String: String]())
         // Tell the browser to drop the cookie too.
-        response.setCookie(
-            try Cookie.validated(name: self.cookieName, value: "", maxAge: 0, path: "/", secure: self.cookieSecure, httpOnly: true, sameSite: .lax)
-        )
+        response.setCookie(try self.cookie.clearing())
         return response
     }
 }

@@ -1,7 +1,7 @@
 import Hummingbird
 import Logging
 
-/// `/api/v1/users`: list, read (including `me`), create, update and delete users.
+/// `/api/v1/users`: list, read, create, update and delete users, and `/users/me`.
 package struct UserController: Sendable {
     let users: any UserStore
     let sessions: (any SessionStore)?
@@ -10,24 +10,24 @@ package struct UserController: Sendable {
     package func addRoutes(to routes: RouteTable) {
         routes.on("/api/v1/users", .get) { _, _ in try await self.list() }
         routes.on("/api/v1/users", .post) { request, context in try await self.create(request, context: context) }
-        routes.on("/api/v1/users/:id", .get) { _, context in try await self.show(context: context) }
-        routes.on("/api/v1/users/:id", .put) { request, context in try await self.update(request, context: context) }
-        routes.on("/api/v1/users/:id", .delete) { _, context in try await self.delete(context: context) }
+        routes.on("/api/v1/users/:id", .get) { _, context in try await self.show(id: try context.parameters.require("id")) }
+        routes.on("/api/v1/users/:id", .put) { request, context in
+            try await self.update(id: try context.parameters.require("id"), request, context: context)
+        }
+        routes.on("/api/v1/users/:id", .delete) { _, context in try await self.delete(id: try context.parameters.require("id"), context: context) }
+        // `me` names the caller only for GET, as in the original: PUT and DELETE take it as an id (404).
+        routes.onAuthenticated("/api/v1/users/me", .get) { _, context in JSONResponse.user(context.user) }
+        routes.on("/api/v1/users/me", .put) { request, context in try await self.update(id: "me", request, context: context) }
+        routes.on("/api/v1/users/me", .delete) { _, context in try await self.delete(id: "me", context: context) }
     }
 
     func list() async throws -> Response {
-        UserJSON.response(try await self.users.allUsers().map(UserResponse.init))
+        JSONResponse.users(try await self.users.allUsers())
     }
 
-    /// `GET /users/:id`; `me` is the authenticated user, 404 when there is none (auth off), as the original.
-    func show(context: AppRequestContext) async throws -> Response {
-        let id = try context.parameters.require("id")
-        if id == "me" {
-            guard let user = context.currentUser else { throw APIError(.notFound) }
-            return UserJSON.response(UserResponse(user))
-        }
+    func show(id: String) async throws -> Response {
         guard let user = try await self.users.user(id: id) else { throw APIError(.notFound) }
-        return UserJSON.response(UserResponse(user))
+        return JSONResponse.user(user)
     }
 
     func create(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -46,11 +46,10 @@ package struct UserController: Sendable {
             throw APIError(.badRequest, message: error.description)
         }
         context.logger.info("user created", metadata: context.logMetadata(["created_user_id": .string(user.id)]))
-        return UserJSON.response(UserResponse(user), status: .created)
+        return JSONResponse.user(user, status: .created)
     }
 
-    func update(_ request: Request, context: AppRequestContext) async throws -> Response {
-        let id = try context.parameters.require("id")
+    func update(id: String, _ request: Request, context: AppRequestContext) async throws -> Response {
         // The original looks the user up first: an unknown user is 404 whatever the body.
         guard try await self.users.user(id: id) != nil else { throw APIError(.notFound) }
         let body = try await RequestBody.json(UpdateUserRequest.self, from: request, context: context)
@@ -62,12 +61,11 @@ package struct UserController: Sendable {
                 updatedAt: Timestamp.string()
             )
         else { throw APIError(.notFound) }
-        return UserJSON.response(UserResponse(user))
+        return JSONResponse.user(user)
     }
 
     /// Deletes the user, then every session it had, so none of its cookies works any more.
-    func delete(context: AppRequestContext) async throws -> Response {
-        let id = try context.parameters.require("id")
+    func delete(id: String, context: AppRequestContext) async throws -> Response {
         guard try await self.users.delete(id: id) else { throw APIError(.notFound) }
         try await self.sessions?.deleteSessions(userID: id)
         context.logger.info("user deleted", metadata: context.logMetadata(["deleted_user_id": .string(id)]))

@@ -1,5 +1,10 @@
-/// A user as stored: the Flask original's record, password hash included. Never encoded into a response.
-package struct User: Sendable, Equatable, Codable {
+import Foundation
+
+/// A user as stored: the Flask original's record, password hash included.
+///
+/// Its fields are listed once, in `User.Field`: the JSON file's keys, the API's JSON keys and the Redis
+/// hash's field names all come from there (see `User+JSON.swift` and `RedisUserStore`).
+package struct User: Sendable, Equatable {
     package var id: String
     package var email: String
     /// bcrypt hash for users made here; hex SHA-256 for users from the original's files; `nil` cannot log in.
@@ -28,19 +33,66 @@ package struct User: Sendable, Equatable, Codable {
         self.updatedAt = updatedAt
     }
 
-    enum CodingKeys: String, CodingKey {
-        case id
-        case email
+    /// The key under which emails are unique: one email, one account, whatever its case.
+    package static func normalizedEmail(_ email: String) -> String {
+        email.lowercased()
+    }
+}
+
+// MARK: - Fields
+
+extension User {
+    /// Every field of a user under its stored name, in sorted order (the order a sorted-keys encoder writes).
+    package enum Field: String, CaseIterable, CodingKey, Sendable {
         case passwordHash = "_password"
-        case firstName = "first_name"
-        case lastName = "last_name"
         case createdAt = "created_at"
+        case email
+        case firstName = "first_name"
+        case id
+        case lastName = "last_name"
         case updatedAt = "updated_at"
+
+        /// Whether the field leaves the server (the password hash never does).
+        package var isPublic: Bool { self != .passwordHash }
     }
 
+    /// The value of `field`; `nil` for a name or hash that is unset.
+    package subscript(field: Field) -> String? {
+        switch field {
+        case .passwordHash: self.passwordHash
+        case .createdAt: self.createdAt
+        case .email: self.email
+        case .firstName: self.firstName
+        case .id: self.id
+        case .lastName: self.lastName
+        case .updatedAt: self.updatedAt
+        }
+    }
+
+    /// A user from its fields by stored name (a Redis hash, say); `nil` when the id, email or a timestamp
+    /// is missing (names and the hash may be unset).
+    package init?(fields value: (Field) -> String?) {
+        guard let id = value(.id), let email = value(.email), let createdAt = value(.createdAt), let updatedAt = value(.updatedAt) else {
+            return nil
+        }
+        self.init(
+            id: id,
+            email: email,
+            passwordHash: value(.passwordHash),
+            firstName: value(.firstName),
+            lastName: value(.lastName),
+            createdAt: createdAt,
+            updatedAt: updatedAt
+        )
+    }
+}
+
+// MARK: - The original's file format
+
+extension User: Decodable {
     /// Decodes a record of the original's `.db_User.json`; a missing `id` is filled in by the file's key.
     package init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let container = try decoder.container(keyedBy: Field.self)
         self.id = try container.decodeIfPresent(String.self, forKey: .id) ?? ""
         self.email = try container.decode(String.self, forKey: .email)
         self.passwordHash = try container.decodeIfPresent(String.self, forKey: .passwordHash)
@@ -55,22 +107,5 @@ package struct User: Sendable, Equatable, Codable {
                 debugDescription: "timestamps must be YYYY-MM-DDTHH:MM:SS"
             )
         }
-    }
-
-    /// Encodes every field, `null` included, as the original's files hold them.
-    package func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(self.id, forKey: .id)
-        try container.encode(self.email, forKey: .email)
-        try container.encode(self.passwordHash, forKey: .passwordHash)
-        try container.encode(self.firstName, forKey: .firstName)
-        try container.encode(self.lastName, forKey: .lastName)
-        try container.encode(self.createdAt, forKey: .createdAt)
-        try container.encode(self.updatedAt, forKey: .updatedAt)
-    }
-
-    /// The key under which emails are unique: one email, one account, whatever its case.
-    package static func normalizedEmail(_ email: String) -> String {
-        email.lowercased()
     }
 }

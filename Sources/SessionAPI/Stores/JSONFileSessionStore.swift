@@ -1,7 +1,7 @@
 import NIOPosix
 
 /// One record of `.db_UserSession.json`, in the original's `UserSession` format.
-package struct UserSessionRecord: SharedJSONFileRecord, Equatable {
+package struct UserSessionRecord: SharedJSONFileRecord, Encodable, Equatable {
     package var id: String
     package var userID: String
     package var sessionID: String
@@ -52,7 +52,7 @@ package struct JSONFileSessionStore: SessionStore {
     package func createSession(userID: String, metadata: SessionMetadata, replacing previousSessionID: String?) async throws -> String {
         let sessionID = SessionID.generate()
         let now = Timestamp.string(epochSeconds: self.expiry.now())
-        let record = UserSessionRecord(id: SessionID.generate(), userID: userID, sessionID: sessionID, createdAt: now, updatedAt: now)
+        let record = UserSessionRecord(id: RandomID.make(), userID: userID, sessionID: sessionID, createdAt: now, updatedAt: now)
         let expiry = self.expiry
         try await self.file.write { records in
             if expiry.duration > 0 {

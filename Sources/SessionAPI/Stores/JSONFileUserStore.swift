@@ -1,6 +1,11 @@
 import NIOPosix
 
-extension User: SharedJSONFileRecord {}
+extension User: SharedJSONFileRecord {
+    /// The original's record: every field, `_password` included.
+    package func writeJSON(into output: inout [UInt8]) {
+        self.writeJSON(.stored, into: &output)
+    }
+}
 
 /// Users in `.db_User.json` (the Flask original's format), shared safely by every process on the host.
 package struct JSONFileUserStore: UserStore {

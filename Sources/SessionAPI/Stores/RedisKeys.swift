@@ -23,13 +23,6 @@ package struct RedisKeys: Sendable {
 
     /// The SHA-256 (lower-case hex) of a session ID: what Redis keys sessions by.
     package static func sessionHash(_ sessionID: String) -> String {
-        let hex = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(64)
-        for byte in SHA256.hash(data: Array(sessionID.utf8)) {
-            text.append(hex[Int(byte >> 4)])
-            text.append(hex[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        SHA256.hash(data: Array(sessionID.utf8)).hexString
     }
 }

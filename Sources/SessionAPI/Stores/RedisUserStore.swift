@@ -53,13 +53,10 @@ package struct RedisUserStore: UserStore {
     }
 
     package func create(_ user: User) async throws {
-        var fields: [RedisArgument] = [
-            "id", RedisArgument(user.id), "email", RedisArgument(user.email),
-            "created_at", RedisArgument(user.createdAt), "updated_at", RedisArgument(user.updatedAt),
-        ]
-        if let hash = user.passwordHash { fields += ["_password", RedisArgument(hash)] }
-        if let first = user.firstName { fields += ["first_name", RedisArgument(first)] }
-        if let last = user.lastName { fields += ["last_name", RedisArgument(last)] }
+        // Every field that is set, under its stored name; a `null` name is an absent field.
+        let fields = User.Field.allCases.flatMap { field in
+            user[field].map { [RedisArgument(field.rawValue), RedisArgument($0)] } ?? []
+        }
         let reply = try await StoreError.mappingRedisErrors {
             try await self.client.evalsha(
                 Self.createScript,
@@ -71,9 +68,9 @@ package struct RedisUserStore: UserStore {
     }
 
     package func update(id: String, firstName: String?, lastName: String?, updatedAt: String) async throws -> User? {
-        var fields: [RedisArgument] = ["updated_at", RedisArgument(updatedAt)]
-        if let firstName { fields += ["first_name", RedisArgument(firstName)] }
-        if let lastName { fields += ["last_name", RedisArgument(lastName)] }
+        var fields: [RedisArgument] = [RedisArgument(User.Field.updatedAt.rawValue), RedisArgument(updatedAt)]
+        if let firstName { fields += [RedisArgument(User.Field.firstName.rawValue), RedisArgument(firstName)] }
+        if let lastName { fields += [RedisArgument(User.Field.lastName.rawValue), RedisArgument(lastName)] }
         let reply = try await StoreError.mappingRedisErrors {
             try await self.client.evalsha(Self.updateScript, keys: [self.keys.user(id: id)], arguments: fields)
         }
@@ -99,19 +96,7 @@ package struct RedisUserStore: UserStore {
     // MARK: - Hash <-> User
 
     static func user(from hash: [String: [UInt8]]) -> User? {
-        func field(_ name: String) -> String? { hash[name].map { String(decoding: $0, as: UTF8.self) } }
-        guard let id = field("id"), let email = field("email"), let createdAt = field("created_at"), let updatedAt = field("updated_at") else {
-            return nil
-        }
-        return User(
-            id: id,
-            email: email,
-            passwordHash: field("_password"),
-            firstName: field("first_name"),
-            lastName: field("last_name"),
-            createdAt: createdAt,
-            updatedAt: updatedAt
-        )
+        User { field in hash[field.rawValue].map { String(decoding: $0, as: UTF8.self) } }
     }
 
     /// A user from an HGETALL reply (a flat array of field, value, ...); `nil` for an empty or nil reply.

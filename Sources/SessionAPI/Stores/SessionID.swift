@@ -1,20 +1,8 @@
-/// Session IDs: random UUIDv4 strings (122 bits from the system CSPRNG), as the original issues.
+/// Session IDs: random UUIDv4 strings (see `RandomID`), as the original issues them.
 package enum SessionID {
-    /// A new session ID from `SystemRandomNumberGenerator` (getrandom(2) on Linux).
+    /// A new session ID.
     package static func generate() -> String {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        bytes[6] = (bytes[6] & 0x0F) | 0x40
-        bytes[8] = (bytes[8] & 0x3F) | 0x80
-        let hex = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(36)
-        for (index, byte) in bytes.enumerated() {
-            if index == 4 || index == 6 || index == 8 || index == 10 { text.append(UInt8(ascii: "-")) }
-            text.append(hex[Int(byte >> 4)])
-            text.append(hex[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        RandomID.make()
     }
 
     /// Whether `text` has the shape of a UUID (8-4-4-4-12 hex digits). Anything else is rejected

@@ -1,4 +1,5 @@
 import Foundation
+import RedisClient
 import SessionAPI
 import TestSupport
 import Testing
@@ -22,13 +23,13 @@ enum TestBackend: String, Sendable {
     }()
 
     /// The Redis of the running suite (set by `.storeBackend`), for the Redis backends.
-    @TaskLocal static var redisURL: String?
+    @TaskLocal static var redisServer: RedisClientConfiguration?
 
     /// Points `configuration` at the current backend: Redis sessions (and users) under a prefix of its own,
     /// so tests running at once never see each other's keys.
     static func apply(to configuration: inout AppConfiguration) {
-        guard Self.current != .files, let url = Self.redisURL else { return }
-        configuration.redisURL = url
+        guard Self.current != .files, let redis = Self.redisServer else { return }
+        configuration.redis = redis
         configuration.redisPrefix = "test-\(UUID().uuidString):"
         if let authType = configuration.authType, authType.usesSessions {
             configuration.authType = .sessionRedisAuth
@@ -47,7 +48,9 @@ struct StoreBackendTrait: SuiteTrait, TestScoping {
         guard TestBackend.current != .files else { return try await function() }
         let server = try await RedisServerProcess.start()
         do {
-            try await TestBackend.$redisURL.withValue("redis://127.0.0.1:\(server.port)") { try await function() }
+            try await TestBackend.$redisServer.withValue(RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: server.port))) {
+                try await function()
+            }
         } catch {
             try? await server.stop()
             throw error

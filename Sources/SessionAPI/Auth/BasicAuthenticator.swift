@@ -1,0 +1,41 @@
+import Foundation
+import Hummingbird
+import Logging
+
+/// `Authorization: Basic base64(email:password)` checked against the user store on every request.
+///
+/// HummingbirdAuth's `headers.basic` is not used: it decodes invalid UTF-8 leniently (two different byte
+/// strings could then name one user) and has no size limit; here both are refused (403).
+package struct BasicAuthenticator: RequestAuthenticator {
+    let users: any UserStore
+    let hasher: PasswordHasher
+
+    package init(users: any UserStore, hasher: PasswordHasher) {
+        self.users = users
+        self.hasher = hasher
+    }
+
+    package func authenticate(_ request: Request, logger: Logger) async throws -> AuthenticatedUser? {
+        guard let credentials = Self.credentials(request.headers[.authorization]),
+            let user = try await self.users.user(email: credentials.email),
+            try await self.hasher.verify(credentials.password, against: user.passwordHash)
+        else { return nil }
+        return AuthenticatedUser(user: user, sessionID: nil)
+    }
+
+    /// Any `Authorization` header counts, even one that is not Basic.
+    package func carriesCredentials(_ request: Request) -> Bool {
+        request.headers[.authorization] != nil
+    }
+
+    /// `Basic base64(email:password)`: strict base64, strict UTF-8, split at the first `:` (the password may hold more).
+    package static func credentials(_ header: String?) -> (email: String, password: String)? {
+        guard let header, header.hasPrefix("Basic "), header.utf8.count <= 8192 else { return nil }
+        let encoded = header.dropFirst("Basic ".count)
+        guard let data = Data(base64Encoded: String(encoded)),
+            let decoded = String(validating: data, as: UTF8.self),
+            let colon = decoded.firstIndex(of: ":")
+        else { return nil }
+        return (String(decoded[..<colon]), String(decoded[decoded.index(after: colon)...]))
+    }
+}

@@ -1,0 +1,66 @@
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Builds the application that `session-api serve` runs, and that the tests run.
+package func buildApplication(_ configuration: AppConfiguration, logger: Logger? = nil) async throws -> some ApplicationProtocol {
+    var logger = logger ?? Logger(label: "session-api")
+    logger.logLevel = configuration.logLevel
+    let stores = try await AppStores.open(configuration, logger: logger)
+    return try buildApplication(configuration, stores: stores, logger: logger)
+}
+
+/// Builds the application around stores made by the caller (`AppStores.open`, or a test's own).
+/// - Throws: `ConfigurationError` when a session mode is configured but `stores` has no session store.
+package func buildApplication(_ configuration: AppConfiguration, stores: AppStores, logger: Logger) throws -> some ApplicationProtocol {
+    let router = try buildRouter(configuration, stores: stores)
+    var app = Application(
+        router: router,
+        // Idle keep-alive connections are closed after a minute (slow or stuck clients cannot hold sockets
+        // forever); unparsable requests get a JSON error instead of an empty 400.
+        server: .http1(configuration: .init(additionalChannelHandlers: [MalformedRequestHandler()], idleTimeout: .seconds(60))),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "session-api"),
+        logger: logger
+    )
+    app.addServices(stores.services)
+    return app
+}
+
+/// The routes and middleware of the API. Middleware order, outermost first: request log (client
+/// address), CORS, error mapping, authentication; so every error, 401/403 included, is JSON with CORS headers.
+/// - Throws: `ConfigurationError` when a session mode is configured but `stores` has no session store.
+package func buildRouter(_ configuration: AppConfiguration, stores: AppStores) throws -> Router<AppRequestContext> {
+    let router = Router(context: AppRequestContext.self, options: [.autoGenerateHeadEndpoints])
+    let clientAddress = ClientAddress(trustedProxies: configuration.trustedProxies)
+    let hasher = PasswordHasher(cost: configuration.passwordHashCost)
+    let cookie = SessionCookie(name: configuration.sessionName, secure: configuration.sessionCookieSecure)
+    router.add(middleware: RequestLogMiddleware(clientAddress: clientAddress))
+    router.add(middleware: CORSForAPIMiddleware())
+    router.add(middleware: ErrorMiddleware())
+
+    var sessions: (any SessionStore)?
+    if let authType = configuration.authType {
+        let authenticator: any RequestAuthenticator
+        if authType.usesSessions {
+            guard let store = stores.sessions else {
+                throw ConfigurationError(variable: "AUTH_TYPE", reason: "'\(authType.rawValue)' needs a session store")
+            }
+            sessions = store
+            authenticator = SessionCookieAuthenticator(cookie: cookie, sessions: store, users: stores.users)
+        } else {
+            authenticator = BasicAuthenticator(users: stores.users, hasher: hasher)
+        }
+        router.add(middleware: AuthenticationMiddleware<AppRequestContext>(authenticator: authenticator, exclusions: .standard))
+    }
+
+    let routes = RouteTable(router: router)
+    HealthController(users: stores.users, sessions: sessions).addRoutes(to: routes)
+    IndexController(users: stores.users).addRoutes(to: routes)
+    UserController(users: stores.users, sessions: sessions, hasher: hasher).addRoutes(to: routes)
+    if let sessions {
+        SessionController(users: stores.users, sessions: sessions, hasher: hasher, cookie: cookie, clientAddress: clientAddress)
+            .addRoutes(to: routes)
+    }
+    routes.finish()
+    return router
+}

@@ -1,0 +1,13 @@
+/// Lower-case hex text of bytes, as `hashlib`'s `hexdigest()` and `sha256sum` print digests.
+extension Sequence<UInt8> {
+    package var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(self.underestimatedCount * 2)
+        for byte in self {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}

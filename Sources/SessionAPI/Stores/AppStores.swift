@@ -1,0 +1,87 @@
+import Logging
+import RedisClient
+import ServiceLifecycle
+
+/// The stores behind the API, chosen once from the configuration, plus the services they need running.
+package struct AppStores: Sendable {
+    package let users: any UserStore
+    /// `nil` when `AUTH_TYPE` is not a session mode.
+    package let sessions: (any SessionStore)?
+    package let services: [any Service]
+
+    package init(users: any UserStore, sessions: (any SessionStore)?, services: [any Service] = []) {
+        self.users = users
+        self.sessions = sessions
+        self.services = services
+    }
+
+    /// Opens the stores `configuration` names: `USER_STORE` for users, `AUTH_TYPE` for sessions. Nothing here
+    /// needs Redis to be up: the one Redis client the stores share is returned in `services`, to be run by the
+    /// application (or by `withStores`), and connects by itself.
+    /// - Throws: `StoreError` when a data file is unreadable, `ConfigurationError` when a store needs a Redis
+    ///   and none is configured (`AppConfiguration` refuses that already; this is never a silent fallback).
+    package static func open(_ configuration: AppConfiguration, logger: Logger) async throws -> AppStores {
+        var redisClient: RedisClient?
+        func redis(for variable: String) throws -> RedisClient {
+            if let redisClient { return redisClient }
+            guard let redisConfiguration = configuration.redis else {
+                throw ConfigurationError(variable: variable, reason: "needs REDIS_URL")
+            }
+            var redisLogger = logger
+            redisLogger[metadataKey: "redis"] = .string("\(redisConfiguration)")
+            let client = RedisClient(configuration: redisConfiguration, logger: redisLogger)
+            redisClient = client
+            return client
+        }
+        let keys = RedisKeys(prefix: configuration.redisPrefix)
+
+        let users: any UserStore
+        switch configuration.userStore {
+        case .json:
+            users = try await JSONFileUserStore(directory: configuration.dataDirectory)
+        case .redis:
+            users = RedisUserStore(client: try redis(for: "USER_STORE"), keys: keys)
+        }
+
+        let expiry = SessionExpiry(duration: configuration.sessionDuration)
+        let sessions: (any SessionStore)?
+        switch configuration.authType {
+        case nil, .basicAuth:
+            sessions = nil
+        case .sessionAuth:
+            sessions = MemorySessionStore(expiry: SessionExpiry(duration: 0))
+        case .sessionExpAuth:
+            sessions = MemorySessionStore(expiry: expiry)
+        case .sessionDBAuth:
+            sessions = try await JSONFileSessionStore(directory: configuration.dataDirectory, expiry: expiry)
+        case .sessionRedisAuth:
+            sessions = RedisSessionStore(
+                client: try redis(for: "AUTH_TYPE"),
+                keys: keys,
+                duration: configuration.sessionDuration,
+                idleTimeout: configuration.sessionIdleTimeout
+            )
+        }
+        return AppStores(users: users, sessions: sessions, services: redisClient.map { [$0] } ?? [])
+    }
+
+    /// Opens the stores, runs their services (the Redis client) around `body`, then stops them.
+    /// For commands and tests; the server runs the services as part of the application instead.
+    package static func withStores<T: Sendable>(
+        _ configuration: AppConfiguration,
+        logger: Logger,
+        _ body: @escaping @Sendable (AppStores) async throws -> T
+    ) async throws -> T {
+        let stores = try await AppStores.open(configuration, logger: logger)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            for service in stores.services {
+                group.addTask {
+                    try await service.run()
+                    return nil
+                }
+            }
+            defer { group.cancelAll() }
+            return try await body(stores)
+        }
+    }
+}
