@@ -96,7 +96,7 @@ import Testing
         }
     }
 
-    @Test(arguments: [nil, AuthType.sessionAuth, .basicAuth])
+    @Test(arguments: [AuthType.noAuthentication, .sessionAuth, .basicAuth])
     func corsPreflightIsAnswered(authType: AuthType?) async throws {
         try await TestApp.run(authType) { _, client in
             // A preflight carries no credentials: it must be answered before the auth check.

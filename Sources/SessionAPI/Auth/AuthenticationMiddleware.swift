@@ -8,7 +8,7 @@ import HummingbirdAuth
 /// Added to the router before any route, it wraps every endpoint and the not-found responder, so it runs
 /// before the route's answer is known: an unknown path or a wrong method is 401/403 for a caller without
 /// good credentials, as in the original; only an authenticated caller learns of 404 and 405.
-package struct AuthenticationMiddleware<Context: AuthRequestContext<AuthenticatedUser>>: RouterMiddleware {
+package struct AuthenticationMiddleware<Context: AuthRequestContext<AuthenticatedUser> & ClientAddressContext>: RouterMiddleware {
     let authenticator: any RequestAuthenticator
     let exclusions: AuthExclusions
 
@@ -21,7 +21,12 @@ package struct AuthenticationMiddleware<Context: AuthRequestContext<Authenticate
         guard !self.exclusions.isExcluded(request.uri.path) else {
             return try await next(request, context)
         }
-        guard let identity = try await self.authenticator.authenticate(request, logger: context.logger) else {
+        guard
+            let identity = try await self.authenticator.authenticate(
+                request,
+                log: AuthenticationLog(logger: context.logger, clientIP: context.clientIP)
+            )
+        else {
             throw AuthenticationError(self.authenticator.carriesCredentials(request) ? .rejected : .missingCredentials)
         }
         var context = context

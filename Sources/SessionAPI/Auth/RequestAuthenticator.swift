@@ -6,9 +6,32 @@ import Logging
 /// at all, which tells the original's 401 (none) from its 403 (ones that name no user).
 package protocol RequestAuthenticator: Sendable {
     /// The user that `request`'s credentials name; `nil` when there are none or they name nobody.
-    /// - Throws: only when a store cannot answer (a `StoreError`, answered 503), never for bad credentials.
-    func authenticate(_ request: Request, logger: Logger) async throws -> AuthenticatedUser?
+    /// - Throws: only when a store or the password hasher cannot answer (503), never for bad credentials.
+    func authenticate(_ request: Request, log: AuthenticationLog) async throws -> AuthenticatedUser?
 
     /// Whether `request` carries credentials this authenticator counts, good or bad.
     func carriesCredentials(_ request: Request) -> Bool
+}
+
+/// Where an authenticator says why it refused something worth an operator's look: the request's logger
+/// and the client's address. Never a cookie, a password or a hash.
+package struct AuthenticationLog: Sendable {
+    package let logger: Logger
+    package let clientIP: String?
+
+    package init(logger: Logger, clientIP: String?) {
+        self.logger = logger
+        self.clientIP = clientIP
+    }
+
+    package func warning(_ message: Logger.Message) {
+        var metadata: Logger.Metadata = [:]
+        if let clientIP = self.clientIP { metadata["client_ip"] = .string(clientIP) }
+        self.logger.warning(message, metadata: metadata)
+    }
+}
+
+/// A request context that knows the client's address (for `AuthenticationLog`).
+package protocol ClientAddressContext {
+    var clientIP: String? { get }
 }

@@ -2,9 +2,9 @@ import Hummingbird
 
 /// The session cookie: its name and attributes, reading it from a request and writing it on a response.
 package struct SessionCookie: Sendable {
-    /// `SESSION_NAME`.
+    /// The full name: `SESSION_NAME`, with `__Host-` in front when that setting is on.
     package let name: String
-    /// `SESSION_COOKIE_SECURE`: the browser sends the cookie over HTTPS only.
+    /// `SESSION_COOKIE_SECURE`: the browser sends the cookie over HTTPS only (always on for `__Host-`).
     package let secure: Bool
 
     package init(name: String, secure: Bool) {
@@ -12,18 +12,40 @@ package struct SessionCookie: Sendable {
         self.secure = secure
     }
 
-    /// The cookie's value, well-formed or not; `nil` when the request has no such cookie.
-    package func value(in request: Request) -> String? {
-        request.cookies[self.name]?.value
+    /// What a request carries under the cookie's name.
+    package enum Value: Equatable, Sendable {
+        case absent
+        /// One value (sent once, or several times alike), well-formed or not.
+        case one(Substring)
+        /// Several different values. Which one a server would pick depends on the order the browser sends
+        /// them in, which a sibling subdomain can arrange ("cookie tossing"): no order decides, the request
+        /// is refused.
+        case conflicting
     }
 
-    /// The cookie's value when it has the shape of a session ID; anything else costs no I/O.
+    /// The cookie's value in `request`'s `Cookie` headers (every one of them, every `name=value` pair).
+    package func value(in request: Request) -> Value {
+        var found: Substring?
+        for header in request.headers[values: .cookie] {
+            for pair in header.split(separator: ";") {
+                let pair = pair.drop { $0 == " " || $0 == "\t" }
+                guard pair.hasPrefix(self.name), pair.dropFirst(self.name.count).first == "=" else { continue }
+                let value = pair.dropFirst(self.name.count + 1)
+                if let found, found != value { return .conflicting }
+                found = value
+            }
+        }
+        return found.map { .one($0) } ?? .absent
+    }
+
+    /// The cookie's value when it is there once and has the shape of a session ID; anything else costs no I/O.
     package func sessionID(in request: Request) -> String? {
-        guard let value = self.value(in: request), SessionID.isWellFormed(value) else { return nil }
-        return value
+        guard case .one(let value) = self.value(in: request), SessionID.isWellFormed(value) else { return nil }
+        return String(value)
     }
 
-    /// The `Set-Cookie` that hands `sessionID` to the client: `HttpOnly; SameSite=Lax; Path=/` (+ `Secure`).
+    /// The `Set-Cookie` that hands `sessionID` to the client: `HttpOnly; SameSite=Lax; Path=/` (+ `Secure`),
+    /// no `Domain`, so it is a host-only cookie (what `__Host-` requires).
     package func issuing(_ sessionID: String) throws -> Cookie {
         try Cookie.validated(name: self.name, value: sessionID, path: "/", secure: self.secure, httpOnly: true, sameSite: .lax)
     }

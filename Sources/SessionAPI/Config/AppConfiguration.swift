@@ -5,11 +5,17 @@ import RedisClient
 
 /// Every setting of the server, read once from the environment and validated at start-up.
 package struct AppConfiguration: Sendable {
+    /// `API_HOST`. With `AUTH_TYPE` unset the server listens on loopback whatever this says (see `listenHost`).
     package var host: String = "0.0.0.0"
     package var port: Int = 5000
-    /// `nil`: no authentication at all, as the original with `AUTH_TYPE` unset.
+    /// `nil`: `AUTH_TYPE` unset, no authentication, as the original, but on loopback only;
+    /// `.none`: no authentication on purpose, on any address.
     package var authType: AuthType?
+    /// `SESSION_NAME`, without the `__Host-` prefix that `sessionCookieHostPrefix` adds.
     package var sessionName: String = "_my_session_id"
+    /// `SESSION_COOKIE_HOST_PREFIX`: the cookie is named `__Host-<SESSION_NAME>`, so browsers accept it only
+    /// with `Secure`, `Path=/` and no `Domain`: a sibling subdomain cannot plant or overwrite it.
+    package var sessionCookieHostPrefix: Bool = false
     /// Absolute session lifetime in seconds; `<= 0` means sessions never expire.
     package var sessionDuration: Int = 0
     /// Sliding idle timeout in seconds (Redis sessions only); `nil` disables it.
@@ -24,6 +30,11 @@ package struct AppConfiguration: Sendable {
     package var redisPrefix: String = "session-api:"
     /// bcrypt cost for new password hashes (4...31).
     package var passwordHashCost: Int = 12
+    /// How many password hashes may wait or run at once before logins answer 503 (`nil`: 64 per core).
+    package var passwordHashQueueLimit: Int?
+    /// `ADMIN_EMAILS`, normalised: when not empty, only these users may create users, update others or
+    /// delete users (everyone may read, and update themselves). Empty: every user may, as in the original.
+    package var adminEmails: Set<String> = []
     package var logLevel: Logger.Level = .info
     /// On SIGTERM/SIGINT, how long in-flight requests may take before they are cancelled.
     package var shutdownTimeoutSeconds: Int = 10
@@ -34,19 +45,27 @@ package struct AppConfiguration: Sendable {
     package init() {}
 
     /// Reads the configuration from environment variables.
+    ///
+    /// A value that does not parse is an error in every mode, never a silent default.
     /// - Throws: `ConfigurationError` naming the first variable whose value cannot be used.
     package init(environment: [String: String]) throws(ConfigurationError) {
         func value(_ name: String) -> String? {
             guard let raw = environment[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
             return raw
         }
-        if let host = value("API_HOST") { self.host = host }
-        if let port = value("API_PORT") {
-            guard let number = Int(port), (0...65535).contains(number) else {
-                throw ConfigurationError(variable: "API_PORT", reason: "'\(port)' is not a port number (0-65535)")
+        /// A whole number in `range`, or an error naming the variable (no value: `nil`).
+        func integer(_ name: String, _ range: ClosedRange<Int>, _ what: String) throws(ConfigurationError) -> Int? {
+            guard let text = value(name) else { return nil }
+            guard let number = Int(text), range.contains(number) else {
+                throw ConfigurationError(variable: name, reason: "'\(text)' is not \(what) (\(range.lowerBound)-\(range.upperBound))")
             }
-            self.port = number
+            return number
         }
+        /// A hundred years: a longer lifetime overflows the arithmetic on epoch seconds.
+        let seconds = -Self.longestLifetime...Self.longestLifetime
+
+        if let host = value("API_HOST") { self.host = host }
+        if let port = try integer("API_PORT", 0...65535, "a port number") { self.port = port }
         if let auth = value("AUTH_TYPE") {
             guard let type = AuthType(rawValue: auth) else {
                 let known = AuthType.allCases.map(\.rawValue).joined(separator: ", ")
@@ -61,21 +80,23 @@ package struct AppConfiguration: Sendable {
             }
             self.sessionName = name
         }
-        // As the original: a missing or non-integer SESSION_DURATION means 0 (no expiry), except in the
-        // Redis mode, where a missing one means 24 hours so that Redis never fills with immortal keys.
-        if let duration = value("SESSION_DURATION") {
-            self.sessionDuration = Int(duration) ?? 0
+        // SESSION_DURATION: 0 or negative keeps the original's "never expires" in the original's modes; in the
+        // Redis mode a missing one means 24 hours, and it must be positive, so Redis never fills with immortal keys.
+        if let duration = try integer("SESSION_DURATION", seconds, "a number of seconds") {
+            self.sessionDuration = duration
         } else if self.authType == .sessionRedisAuth {
             self.sessionDuration = 86_400
         }
-        if let idle = value("SESSION_IDLE_TIMEOUT") {
-            guard let seconds = Int(idle), seconds >= 0 else {
-                throw ConfigurationError(variable: "SESSION_IDLE_TIMEOUT", reason: "'\(idle)' is not a number of seconds")
-            }
-            self.sessionIdleTimeout = seconds > 0 ? seconds : nil
+        if let idle = try integer("SESSION_IDLE_TIMEOUT", 0...Self.longestLifetime, "a number of seconds") {
+            self.sessionIdleTimeout = idle > 0 ? idle : nil
         }
         if let secure = value("SESSION_COOKIE_SECURE") {
             self.sessionCookieSecure = try Self.bool(secure, variable: "SESSION_COOKIE_SECURE")
+        }
+        if let prefix = value("SESSION_COOKIE_HOST_PREFIX") {
+            self.sessionCookieHostPrefix = try Self.bool(prefix, variable: "SESSION_COOKIE_HOST_PREFIX")
+            // `__Host-` cookies need `Secure`: on unless SESSION_COOKIE_SECURE says otherwise (then `validate` refuses).
+            if self.sessionCookieHostPrefix, value("SESSION_COOKIE_SECURE") == nil { self.sessionCookieSecure = true }
         }
         if let directory = value("DATA_DIR") { self.dataDirectory = directory }
         if let store = value("USER_STORE") {
@@ -92,18 +113,11 @@ package struct AppConfiguration: Sendable {
             }
         }
         if let prefix = environment["REDIS_PREFIX"] { self.redisPrefix = prefix }
-        if let timeout = value("REDIS_COMMAND_TIMEOUT_MS") {
-            guard let milliseconds = Int(timeout), milliseconds > 0 else {
-                throw ConfigurationError(variable: "REDIS_COMMAND_TIMEOUT_MS", reason: "'\(timeout)' is not a positive number of milliseconds")
-            }
+        if let milliseconds = try integer("REDIS_COMMAND_TIMEOUT_MS", 1...3_600_000, "a number of milliseconds") {
             self.redis?.commandTimeout = .milliseconds(milliseconds)
         }
-        if let cost = value("PASSWORD_HASH_COST") {
-            guard let number = Int(cost), (4...31).contains(number) else {
-                throw ConfigurationError(variable: "PASSWORD_HASH_COST", reason: "'\(cost)' is not a bcrypt cost (4-31)")
-            }
-            self.passwordHashCost = number
-        }
+        if let cost = try integer("PASSWORD_HASH_COST", 4...31, "a bcrypt cost") { self.passwordHashCost = cost }
+        if let limit = try integer("PASSWORD_HASH_QUEUE_LIMIT", 1...1_000_000, "a number of hashes") { self.passwordHashQueueLimit = limit }
         if let level = value("LOG_LEVEL") {
             guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
                 let known = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
@@ -111,12 +125,7 @@ package struct AppConfiguration: Sendable {
             }
             self.logLevel = parsed
         }
-        if let timeout = value("SHUTDOWN_TIMEOUT") {
-            guard let seconds = Int(timeout), seconds >= 0 else {
-                throw ConfigurationError(variable: "SHUTDOWN_TIMEOUT", reason: "'\(timeout)' is not a number of seconds")
-            }
-            self.shutdownTimeoutSeconds = seconds
-        }
+        if let timeout = try integer("SHUTDOWN_TIMEOUT", 0...86_400, "a number of seconds") { self.shutdownTimeoutSeconds = timeout }
         if let proxies = value("TRUSTED_PROXIES") {
             self.trustedProxies = try proxies.split(separator: ",").map { entry throws(ConfigurationError) in
                 let text = entry.trimmingCharacters(in: .whitespaces)
@@ -126,16 +135,65 @@ package struct AppConfiguration: Sendable {
                 return network
             }
         }
+        if let admins = value("ADMIN_EMAILS") {
+            self.adminEmails = Set(
+                admins.split(separator: ",").map { User.normalizedEmail($0.trimmingCharacters(in: .whitespaces)) }.filter { !$0.isEmpty }
+            )
+        }
         try self.validate()
     }
 
-    /// Checks the combinations that no single variable can: Redis settings need a Redis.
+    /// The longest session lifetime or idle timeout, in seconds: a hundred years.
+    package static let longestLifetime = 100 * 366 * 86_400
+
+    /// The cookie's full name: `SESSION_NAME`, with `__Host-` in front when `SESSION_COOKIE_HOST_PREFIX` is on.
+    package var sessionCookieName: String {
+        self.sessionCookieHostPrefix ? "__Host-" + self.sessionName : self.sessionName
+    }
+
+    /// Where the server listens: `host`, except with `AUTH_TYPE` unset, where an API without authentication
+    /// must not happen by accident: then loopback only (`AUTH_TYPE=none` serves it on other addresses).
+    package var listenHost: String {
+        self.authType == nil && !Self.isLoopback(self.host) ? "127.0.0.1" : self.host
+    }
+
+    /// The warning to log at start-up about an API without authentication, if it has none.
+    package var noAuthenticationWarning: String? {
+        switch self.authType {
+        case nil where self.listenHost != self.host:
+            "AUTH_TYPE is unset: no authentication, so listening on 127.0.0.1 only, not on API_HOST=\(self.host); set AUTH_TYPE, or AUTH_TYPE=none to serve without authentication on other addresses"
+        case nil:
+            "AUTH_TYPE is unset: no authentication, listening on \(self.host) only (set AUTH_TYPE=none to serve without authentication on other addresses)"
+        case .noAuthentication:
+            "AUTH_TYPE=none: no authentication; anyone who reaches \(self.host):\(self.port) may create, change and delete users"
+        default:
+            nil
+        }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || IPNetwork("127.0.0.0/8")?.contains(host) == true || IPNetwork("::1/128")?.contains(host) == true
+    }
+
+    /// Checks the combinations that no single variable can.
     package func validate() throws(ConfigurationError) {
         if self.userStore == .redis, self.redis == nil {
             throw ConfigurationError(variable: "USER_STORE", reason: "'redis' needs REDIS_URL")
         }
         if self.authType == .sessionRedisAuth, self.redis == nil {
             throw ConfigurationError(variable: "AUTH_TYPE", reason: "'session_redis_auth' needs REDIS_URL")
+        }
+        if self.authType == .sessionRedisAuth, self.sessionDuration <= 0 {
+            throw ConfigurationError(
+                variable: "SESSION_DURATION",
+                reason: "'\(self.sessionDuration)': session_redis_auth needs a positive number of seconds (sessions in Redis must expire)"
+            )
+        }
+        if self.sessionCookieName.hasPrefix("__Host-"), !self.sessionCookieSecure {
+            throw ConfigurationError(variable: "SESSION_COOKIE_SECURE", reason: "a __Host- cookie needs Secure (true)")
+        }
+        if !self.adminEmails.isEmpty, self.authType == nil || self.authType == .noAuthentication {
+            throw ConfigurationError(variable: "ADMIN_EMAILS", reason: "needs an AUTH_TYPE that authenticates (who is an admin?)")
         }
     }
 

@@ -1,5 +1,7 @@
 /// How requests are authenticated, chosen by `AUTH_TYPE`.
 package enum AuthType: String, Sendable, CaseIterable {
+    /// No authentication, on purpose: every route is open to whoever reaches the server.
+    case noAuthentication = "none"
     /// `Authorization: Basic base64(email:password)` on every request.
     case basicAuth = "basic_auth"
     /// Session cookie; sessions kept in this process's memory, never expire.
@@ -12,7 +14,7 @@ package enum AuthType: String, Sendable, CaseIterable {
     case sessionRedisAuth = "session_redis_auth"
 
     /// Whether this mode issues session cookies (and so has login/logout routes).
-    package var usesSessions: Bool { self != .basicAuth }
+    package var usesSessions: Bool { self != .basicAuth && self != .noAuthentication }
 }
 
 /// Where users are kept, chosen by `USER_STORE`.

@@ -4,7 +4,7 @@ import Logging
 import NIOCore
 
 /// Per-request state: who the request authenticated as (when auth is on), and the client's address.
-package struct AppRequestContext: AuthRequestContext {
+package struct AppRequestContext: AuthRequestContext, ClientAddressContext {
     package var coreContext: CoreRequestContextStorage
     /// The address of the TCP peer (the proxy, when behind one).
     package let peerAddress: SocketAddress?

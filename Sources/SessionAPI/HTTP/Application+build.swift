@@ -14,12 +14,13 @@ package func buildApplication(_ configuration: AppConfiguration, logger: Logger?
 /// - Throws: `ConfigurationError` when a session mode is configured but `stores` has no session store.
 package func buildApplication(_ configuration: AppConfiguration, stores: AppStores, logger: Logger) throws -> some ApplicationProtocol {
     let router = try buildRouter(configuration, stores: stores)
+    if let warning = configuration.noAuthenticationWarning { logger.warning("\(warning)") }
     var app = Application(
         router: router,
         // Idle keep-alive connections are closed after a minute (slow or stuck clients cannot hold sockets
         // forever); unparsable requests get a JSON error instead of an empty 400.
         server: .http1(configuration: .init(additionalChannelHandlers: [MalformedRequestHandler()], idleTimeout: .seconds(60))),
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "session-api"),
+        configuration: .init(address: .hostname(configuration.listenHost, port: configuration.port), serverName: "session-api"),
         logger: logger
     )
     app.addServices(stores.services)
@@ -32,14 +33,15 @@ package func buildApplication(_ configuration: AppConfiguration, stores: AppStor
 package func buildRouter(_ configuration: AppConfiguration, stores: AppStores) throws -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self, options: [.autoGenerateHeadEndpoints])
     let clientAddress = ClientAddress(trustedProxies: configuration.trustedProxies)
-    let hasher = PasswordHasher(cost: configuration.passwordHashCost)
-    let cookie = SessionCookie(name: configuration.sessionName, secure: configuration.sessionCookieSecure)
+    let hasher = PasswordHasher(cost: configuration.passwordHashCost, maximumQueued: configuration.passwordHashQueueLimit)
+    let cookie = SessionCookie(name: configuration.sessionCookieName, secure: configuration.sessionCookieSecure)
     router.add(middleware: RequestLogMiddleware(clientAddress: clientAddress))
-    router.add(middleware: CORSForAPIMiddleware())
+    // With AUTH_TYPE unset, no page of another origin may send writes (an open API by accident, even on loopback).
+    router.add(middleware: CORSForAPIMiddleware(allowingWrites: configuration.authType != nil))
     router.add(middleware: ErrorMiddleware())
 
     var sessions: (any SessionStore)?
-    if let authType = configuration.authType {
+    if let authType = configuration.authType, authType != .noAuthentication {
         let authenticator: any RequestAuthenticator
         if authType.usesSessions {
             guard let store = stores.sessions else {
@@ -56,7 +58,8 @@ package func buildRouter(_ configuration: AppConfiguration, stores: AppStores) t
     let routes = RouteTable(router: router)
     HealthController(users: stores.users, sessions: sessions).addRoutes(to: routes)
     IndexController(users: stores.users).addRoutes(to: routes)
-    UserController(users: stores.users, sessions: sessions, hasher: hasher).addRoutes(to: routes)
+    UserController(users: stores.users, sessions: sessions, hasher: hasher, policy: AdminPolicy(adminEmails: configuration.adminEmails))
+        .addRoutes(to: routes)
     if let sessions {
         SessionController(users: stores.users, sessions: sessions, hasher: hasher, cookie: cookie, clientAddress: clientAddress)
             .addRoutes(to: routes)

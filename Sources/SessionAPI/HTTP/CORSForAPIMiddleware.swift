@@ -6,13 +6,17 @@ import Hummingbird
 package struct CORSForAPIMiddleware: RouterMiddleware {
     package typealias Context = AppRequestContext
 
-    private let cors = CORSMiddleware<AppRequestContext>(
-        allowOrigin: .all,
-        allowHeaders: [.accept, .authorization, .contentType, .origin],
-        allowMethods: [.get, .head, .post, .put, .delete, .options]
-    )
+    private let cors: CORSMiddleware<AppRequestContext>
 
-    package init() {}
+    /// - Parameter allowingWrites: whether a preflight may allow `POST`/`PUT`/`DELETE` and a JSON
+    ///   `Content-Type`; off, pages of other origins can only read (`AUTH_TYPE` unset: nothing protects writes).
+    package init(allowingWrites: Bool) {
+        self.cors = CORSMiddleware(
+            allowOrigin: .all,
+            allowHeaders: allowingWrites ? [.accept, .authorization, .contentType, .origin] : [.accept, .origin],
+            allowMethods: allowingWrites ? [.get, .head, .post, .put, .delete, .options] : [.get, .head, .options]
+        )
+    }
 
     package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard request.uri.path.hasPrefix("/api/v1/") else {

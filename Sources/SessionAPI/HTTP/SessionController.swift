@@ -18,7 +18,11 @@ package struct SessionController: Sendable {
         let form = try await RequestBody.form(LoginRequest.self, from: request, context: context)
         guard let email = form.email, !email.isEmpty else { throw APIError(.badRequest, message: "email missing") }
         guard let password = form.password, !password.isEmpty else { throw APIError(.badRequest, message: "password missing") }
+        // bcrypt would stop at a NUL (`abc\0def` is `abc`): such a password is no password.
+        guard !password.utf8.contains(0) else { throw APIError(.badRequest, message: "password must not contain NUL (U+0000)") }
         guard let user = try await self.users.user(email: email) else {
+            // The same hashing work as for a known user, so the answer's timing does not tell who has an account.
+            _ = try await self.hasher.verify(password, against: nil)
             throw APIError(.notFound, message: "no user found for this email")
         }
         guard try await self.hasher.verify(password, against: user.passwordHash) else {

@@ -6,6 +6,7 @@ package struct UserController: Sendable {
     let users: any UserStore
     let sessions: (any SessionStore)?
     let hasher: PasswordHasher
+    let policy: AdminPolicy
 
     package func addRoutes(to routes: RouteTable) {
         routes.on("/api/v1/users", .get) { _, _ in try await self.list() }
@@ -31,6 +32,7 @@ package struct UserController: Sendable {
     }
 
     func create(_ request: Request, context: AppRequestContext) async throws -> Response {
+        guard self.policy.mayCreateOrDelete(context.identity?.user) else { throw APIError(.forbidden) }
         let body = try await RequestBody.json(CreateUserRequest.self, from: request, context: context)
         let user: User
         do {
@@ -52,20 +54,21 @@ package struct UserController: Sendable {
     func update(id: String, _ request: Request, context: AppRequestContext) async throws -> Response {
         // The original looks the user up first: an unknown user is 404 whatever the body.
         guard try await self.users.user(id: id) != nil else { throw APIError(.notFound) }
+        guard self.policy.mayUpdate(id: id, context.identity?.user) else { throw APIError(.forbidden) }
         let body = try await RequestBody.json(UpdateUserRequest.self, from: request, context: context)
-        guard
-            let user = try await self.users.update(
-                id: id,
-                firstName: body.firstName,
-                lastName: body.lastName,
-                updatedAt: Timestamp.string()
-            )
-        else { throw APIError(.notFound) }
-        return JSONResponse.user(user)
+        let updated: User?
+        do {
+            updated = try await UserAdministration.updateUser(id: id, firstName: body.firstName, lastName: body.lastName, users: self.users)
+        } catch let error as UserAdministration.InputError {
+            throw APIError(.badRequest, message: error.description)
+        }
+        guard let updated else { throw APIError(.notFound) }
+        return JSONResponse.user(updated)
     }
 
     /// Deletes the user, then every session it had, so none of its cookies works any more.
     func delete(id: String, context: AppRequestContext) async throws -> Response {
+        guard self.policy.mayCreateOrDelete(context.identity?.user) else { throw APIError(.forbidden) }
         guard try await self.users.delete(id: id) else { throw APIError(.notFound) }
         try await self.sessions?.deleteSessions(userID: id)
         context.logger.info("user deleted", metadata: context.logMetadata(["deleted_user_id": .string(id)]))

@@ -33,9 +33,14 @@ package struct User: Sendable, Equatable {
         self.updatedAt = updatedAt
     }
 
-    /// The key under which emails are unique: one email, one account, whatever its case.
+    /// The key under which emails are unique and looked up (the address itself is kept as given, for display):
+    /// NFKC, full Unicode case folding, NFKC again (Unicode's NFKC_Casefold, less its removal of ignorables).
+    /// So `Bob@Example.com`, `bob@example.com`, `\u{212A}@x.y` (Kelvin sign) and `ｋ@x.y` (full-width) name one
+    /// account each way they are written, and `Straße@x.y` is `strasse@x.y`. For ASCII, the lower-cased text.
     package static func normalizedEmail(_ email: String) -> String {
-        email.lowercased()
+        if email.utf8.allSatisfy({ $0 < 0x80 }) { return email.lowercased() }
+        return email.precomposedStringWithCompatibilityMapping.folding(options: .caseInsensitive, locale: nil)
+            .precomposedStringWithCompatibilityMapping
     }
 }
 

@@ -46,7 +46,7 @@ package struct AppStores: Sendable {
         let expiry = SessionExpiry(duration: configuration.sessionDuration)
         let sessions: (any SessionStore)?
         switch configuration.authType {
-        case nil, .basicAuth:
+        case nil, .noAuthentication, .basicAuth:
             sessions = nil
         case .sessionAuth:
             sessions = MemorySessionStore(expiry: SessionExpiry(duration: 0))
