@@ -219,3 +219,22 @@ final class ConfirmedIDs: Sendable {
     var count: Int { self.ids.withLock { $0.count } }
     var all: Set<String> { self.ids.withLock { $0 } }
 }
+
+/// The real binary, without `AUTH_TYPE`, asked for every address: it listens on loopback only and says so.
+@Suite struct OpenByDefaultTests {
+    @Test func withoutAuthTypeTheBinaryListensOnLoopbackAndWarns() async throws {
+        let directory = try CrossProcessTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let log = directory.appendingPathComponent("server.log")
+        let server = try await ServerProcess(
+            environment: ["DATA_DIR": directory.path, "LOG_LEVEL": "info"],
+            host: "0.0.0.0",
+            output: log
+        )
+        #expect(server.terminate() == 0)
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(text.contains("AUTH_TYPE is unset: no authentication, so listening on 127.0.0.1 only, not on API_HOST=0.0.0.0"), "\(text)")
+        #expect(text.contains("listening on 127.0.0.1:\(server.port)"), "\(text)")
+        #expect(!text.contains("listening on 0.0.0.0"), "\(text)")
+    }
+}

@@ -13,8 +13,9 @@ final class ServerProcess: Sendable {
     let port: Int
     let process: Process
 
-    /// Starts the server with `environment` (added to a minimal one) and waits until `/healthz` answers.
-    init(environment: [String: String], timeout: Duration = .seconds(30)) async throws {
+    /// Starts the server with `environment` (added to a minimal one) and `API_HOST=host`, and waits until
+    /// `/healthz` answers on 127.0.0.1. Its output and log go to `output`, or (the log) to the tests' stderr.
+    init(environment: [String: String], host: String = "127.0.0.1", output: URL? = nil, timeout: Duration = .seconds(30)) async throws {
         let binary = try Self.binaryURL()
         var lastError: (any Error)?
         for _ in 0..<5 {
@@ -24,10 +25,17 @@ final class ServerProcess: Sendable {
             process.arguments = ["serve"]
             var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "LOG_LEVEL": "warning"]
             env.merge(environment) { _, new in new }
-            env["API_HOST"] = "127.0.0.1"
+            env["API_HOST"] = host
             env["API_PORT"] = String(port)
             process.environment = env
-            process.standardOutput = FileHandle.nullDevice
+            if let output {
+                _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+                let file = try FileHandle(forWritingTo: output)
+                process.standardOutput = file
+                process.standardError = file
+            } else {
+                process.standardOutput = FileHandle.nullDevice
+            }
             try process.run()
             do {
                 try await Self.waitUntilHealthy(port: port, process: process, timeout: timeout)
