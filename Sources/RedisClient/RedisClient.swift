@@ -20,7 +20,8 @@ import Synchronization
 /// next connection in turn. Every command has a deadline (``RedisClientConfiguration/commandTimeout``). While Redis is
 /// unreachable, commands fail at once with ``RedisClientError/Code/notConnected``; nothing is queued. Commands issued
 /// before the first connection is up wait for the first connect attempt, which is bounded by
-/// ``RedisClientConfiguration/connectTimeout`` for the connect plus as much for the handshake.
+/// ``RedisClientConfiguration/connectTimeout`` for the connect plus as much for the handshake (and as much again for
+/// the TLS handshake, with ``RedisClientConfiguration/tls``).
 ///
 /// Errors are always ``RedisClientError``. A Redis error reply (such as `WRONGTYPE ...`) is thrown as
 /// ``RedisClientError/Code/commandError`` with the server's text as ``RedisClientError/message``, except inside
@@ -36,6 +37,8 @@ public final class RedisClient: Sendable, Service {
     private let slots: [RedisConnectionSlot]
     private let nextSlot = Atomic<Int>(0)
     private let runState = Mutex<RunState>(.idle)
+    /// The TLS context shared by every connection, when TLS is configured.
+    private let tls: RedisTLSContext?
     /// How long a command waits for the first connection: the first attempt's connect plus its handshake.
     private let firstConnectionWait: TimeAmount
 
@@ -58,8 +61,9 @@ public final class RedisClient: Sendable, Service {
     ) {
         self.configuration = configuration
         self.logger = logger
-        // The first attempt may take a connect timeout to connect plus one for the handshake.
-        self.firstConnectionWait = TimeAmount(configuration.connectTimeout) * 2
+        // The first attempt may take a connect timeout to connect, one for the TLS handshake, one for the Redis handshake.
+        self.firstConnectionWait = TimeAmount(configuration.connectTimeout) * (configuration.tls == nil ? 2 : 3)
+        self.tls = configuration.tls.map { RedisTLSContext(settings: $0) }
         let eventLoops = Array(eventLoopGroup.makeIterator())
         let count = max(1, configuration.connectionCount ?? eventLoops.count)
         self.slots = (0..<count).map { index in
@@ -132,7 +136,12 @@ public final class RedisClient: Sendable, Service {
         var hasBeenUnavailable = false
         while !Task.isCancelled {
             do {
-                let connection = try await RedisConnection.connect(configuration: self.configuration, eventLoop: slot.eventLoop, logger: logger)
+                let connection = try await RedisConnection.connect(
+                    configuration: self.configuration,
+                    tls: self.tls,
+                    eventLoop: slot.eventLoop,
+                    logger: logger
+                )
                 if hasBeenUnavailable {
                     logger.info("Reconnected to Redis", metadata: ["redis.endpoint": "\(self.configuration.endpoint)"])
                 } else {

@@ -1,4 +1,4 @@
-/// Where and how ``RedisClient`` connects: endpoint, credentials, database, pool size, timeouts and reconnect backoff.
+/// Where and how ``RedisClient`` connects: endpoint, credentials, database, TLS, pool size, timeouts and reconnect backoff.
 ///
 /// Build it from a URL at start-up so a mistake fails there, with a one-line message:
 /// ```swift
@@ -63,6 +63,8 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
     public var password: String?
     /// The database selected with `SELECT` on every (re)connect when it is not 0.
     public var database: Int
+    /// TLS for every connection, or `nil` for plain TCP (or a Unix socket). See ``TLS``.
+    public var tls: TLS?
     /// How many connections the pool keeps; `nil` for one per event loop of the client's event loop group.
     public var connectionCount: Int?
     /// The limit for a TCP/Unix connect, and separately for the `AUTH`/`SELECT`/`PING` handshake that follows it.
@@ -80,6 +82,7 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
     ///   - username: The ACL user for `AUTH`, or `nil`.
     ///   - password: The password for `AUTH`, or `nil` to skip `AUTH`.
     ///   - database: The database to `SELECT`; 0 by default.
+    ///   - tls: TLS settings, or `nil` (the default) for no TLS.
     ///   - connectionCount: The pool size; `nil` (the default) for one connection per event loop.
     ///   - connectTimeout: The connect limit, and the handshake limit; 1 s by default.
     ///   - commandTimeout: The per-command reply limit; 1 s by default.
@@ -89,6 +92,7 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
         username: String? = nil,
         password: String? = nil,
         database: Int = 0,
+        tls: TLS? = nil,
         connectionCount: Int? = nil,
         connectTimeout: Duration = .seconds(1),
         commandTimeout: Duration = .seconds(1),
@@ -98,6 +102,7 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
         self.username = username
         self.password = password
         self.database = database
+        self.tls = tls
         self.connectionCount = connectionCount
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
@@ -111,6 +116,14 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
     /// - `redis://:password@host:port` (password only) and `redis://user:password@host:port` (ACL user);
     ///   user and password are percent-decoded
     /// - `unix:///path/to.sock`, `unix:///path/to.sock?db=N`, `unix://:password@/path/to.sock`
+    /// - `rediss://...`: as `redis://`, over TLS (port 6379 by default too), with optional query parameters
+    ///   (values percent-decoded) that fill ``tls``:
+    ///   - `ca=PATH`: a PEM file of CA certificates to trust instead of the system's (``TLS/caCertificatePath``)
+    ///   - `cert=PATH&key=PATH`: a client certificate and its key, for mutual TLS (``TLS/certificatePath``, ``TLS/privateKeyPath``)
+    ///   - `sni=NAME`: the name to send and to verify instead of the host (``TLS/serverName``)
+    ///   - `verify=full` (the default) or `verify=none` (no certificate check; development only) (``TLS/verification``)
+    ///
+    ///   For example `rediss://:secret@redis.internal:6380/0?ca=/etc/ssl/redis-ca.pem&cert=/etc/app/redis.crt&key=/etc/app/redis.key`.
     ///
     /// - Parameter url: The URL.
     /// - Throws: ``RedisClientError`` with code ``RedisClientError/Code/invalidURL`` and a one-line message naming what is
@@ -123,6 +136,7 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
         self.username = parsed.username
         self.password = parsed.password
         self.database = parsed.database
+        self.tls = parsed.tls
     }
 
     /// The configuration as a URL-like text with the password hidden; safe to log.
@@ -131,11 +145,28 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
         if self.password != nil {
             credentials = "\(self.username ?? ""):***@"
         }
+        let tlsQuery = self.tls.map(\.queryDescription) ?? ""
         switch self.endpoint.base {
         case .tcp:
-            return "redis://\(credentials)\(self.endpoint)/\(self.database)"
+            let scheme = self.tls == nil ? "redis" : "rediss"
+            return "\(scheme)://\(credentials)\(self.endpoint)/\(self.database)\(tlsQuery.isEmpty ? "" : "?\(tlsQuery)")"
         case .unixSocket(let path):
-            return "unix://\(credentials)\(path)?db=\(self.database)"
+            return "unix://\(credentials)\(path)?db=\(self.database)\(self.tls == nil ? "" : " (TLS)")"
+        }
+    }
+}
+
+extension RedisClientConfiguration {
+    /// Checks the settings that can only be checked by reading files or combining fields: the TLS certificate and key
+    /// files are read and parsed (so a wrong path fails at start-up, not at the first connect).
+    ///
+    /// Reads files: call it at start-up, not on an event loop. ``RedisClient`` does not need it; it reports the same
+    /// problems as connect errors.
+    /// - Throws: ``RedisClientError`` with code `connectFailed` naming the file, or `invalidURL` for settings that do
+    ///   not go together.
+    public func validate() throws(RedisClientError) {
+        if let tls = self.tls {
+            _ = try RedisTLSContext.makeContext(tls)
         }
     }
 }

@@ -1,10 +1,11 @@
-/// Parses `redis://` and `unix://` URLs for ``RedisClientConfiguration/init(url:)``.
+/// Parses `redis://`, `rediss://` and `unix://` URLs for ``RedisClientConfiguration/init(url:)``.
 struct RedisURLParser {
     struct Result {
         var endpoint: RedisClientConfiguration.Endpoint
         var username: String?
         var password: String?
         var database: Int
+        var tls: RedisClientConfiguration.TLS?
     }
 
     let url: String
@@ -24,23 +25,34 @@ struct RedisURLParser {
         let rest = self.url[separator.upperBound...]
         switch scheme {
         case "redis":
-            return try self.parseTCP(rest)
+            return try self.parseTCP(rest, tls: false)
+        case "rediss":
+            return try self.parseTCP(rest, tls: true)
         case "unix":
             return try self.parseUnix(rest)
-        case "rediss":
-            throw self.invalid("TLS (rediss://) is not supported; use redis:// or unix://")
         case "":
-            throw self.invalid("missing scheme; expected redis:// or unix://")
+            throw self.invalid("missing scheme; expected redis://, rediss:// or unix://")
         default:
-            throw self.invalid("unsupported scheme '\(scheme)://'; expected redis:// or unix://")
+            throw self.invalid("unsupported scheme '\(scheme)://'; expected redis://, rediss:// or unix://")
         }
     }
 
-    // MARK: redis://
+    // MARK: redis:// and rediss://
 
-    private func parseTCP(_ rest: Substring) throws(RedisClientError) -> Result {
-        if rest.contains("?") || rest.contains("#") {
-            throw self.invalid("query parameters and fragments are not supported in redis:// URLs; put the database in the path (/db)")
+    private func parseTCP(_ rest: Substring, tls: Bool) throws(RedisClientError) -> Result {
+        var rest = rest
+        if rest.contains("#") {
+            throw self.invalid("fragments are not supported in redis:// URLs")
+        }
+        var query: Substring?
+        if let questionMark = rest.firstIndex(of: "?") {
+            guard tls else {
+                throw self.invalid(
+                    "query parameters are not supported in redis:// URLs; put the database in the path (/db), TLS options need rediss://"
+                )
+            }
+            query = rest[rest.index(after: questionMark)...]
+            rest = rest[..<questionMark]
         }
         let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
         var authority = rest[..<authorityEnd]
@@ -59,7 +71,41 @@ struct RedisURLParser {
         if path.count > 1 {
             database = try self.parseDatabase(path.dropFirst())
         }
-        return Result(endpoint: .tcp(host: host, port: port), username: username, password: password, database: database)
+        let tlsSettings = tls ? try self.parseTLSQuery(query ?? "") : nil
+        return Result(endpoint: .tcp(host: host, port: port), username: username, password: password, database: database, tls: tlsSettings)
+    }
+
+    /// The TLS settings of a `rediss://` URL's query: `ca`, `cert`, `key`, `sni`, `verify`.
+    private func parseTLSQuery(_ query: Substring) throws(RedisClientError) -> RedisClientConfiguration.TLS {
+        var settings = RedisClientConfiguration.TLS()
+        for parameter in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = parameter.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = parts[0]
+            guard parts.count == 2, !parts[1].isEmpty else {
+                throw self.invalid("query parameter '\(name)' needs a value, as in \(name)=...")
+            }
+            guard let value = Self.percentDecoded(parts[1]) else {
+                throw self.invalid("invalid percent-encoding in the value of '\(name)'")
+            }
+            switch name {
+            case "ca": settings.caCertificatePath = value
+            case "cert": settings.certificatePath = value
+            case "key": settings.privateKeyPath = value
+            case "sni": settings.serverName = value
+            case "verify":
+                switch value {
+                case "full": settings.verification = .full
+                case "none": settings.verification = .none
+                default: throw self.invalid("verify must be 'full' or 'none', not '\(value)'")
+                }
+            default:
+                throw self.invalid("unknown query parameter '\(name)'; rediss:// takes ca, cert, key, sni and verify")
+            }
+        }
+        if (settings.certificatePath == nil) != (settings.privateKeyPath == nil) {
+            throw self.invalid("cert= and key= go together: a client certificate needs its private key")
+        }
+        return settings
     }
 
     private func parseHostAndPort(_ authority: Substring) throws(RedisClientError) -> (String, Int) {
@@ -147,7 +193,7 @@ struct RedisURLParser {
                 database = try self.parseDatabase(parts[1])
             }
         }
-        return Result(endpoint: .unixSocket(path: path), username: username, password: password, database: database)
+        return Result(endpoint: .unixSocket(path: path), username: username, password: password, database: database, tls: nil)
     }
 
     // MARK: Shared parts

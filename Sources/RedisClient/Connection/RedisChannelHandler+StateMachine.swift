@@ -225,7 +225,11 @@ extension RedisChannelHandler {
         }
 
         private static func notSentError(closedBecause error: RedisClientError) -> RedisClientError {
-            RedisClientError(.notConnected, message: "the connection to Redis is closed (\(error.message)); the command was not sent")
+            RedisClientError(
+                .notConnected,
+                message: "the connection to Redis is closed (\(error.message)); the command was not sent",
+                underlyingError: error
+            )
         }
     }
 }
