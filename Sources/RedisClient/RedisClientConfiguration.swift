@@ -53,6 +53,18 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
             self.initial = initial
             self.maximum = maximum
         }
+
+        /// The jittered wait after `failures` failed attempts: `initial * 2^(failures - 1)`, capped at `maximum`, then
+        /// drawn at random between half and all of it.
+        func delay(afterFailures failures: Int) -> Duration {
+            var delay = self.initial
+            for _ in 1..<max(1, min(failures, 32)) where delay < self.maximum {
+                delay *= 2
+            }
+            let seconds = min(delay, self.maximum) / .seconds(1)
+            guard seconds > 0 else { return .zero }
+            return .seconds(Double.random(in: (seconds / 2)...seconds))
+        }
     }
 
     /// The server to connect to.
@@ -65,6 +77,8 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
     public var database: Int
     /// TLS for every connection, or `nil` for plain TCP (or a Unix socket). See ``TLS``.
     public var tls: TLS?
+    /// One server (the default), Sentinel, or Cluster. See ``Topology``.
+    public var topology: Topology
     /// How many connections the pool keeps; `nil` for one per event loop of the client's event loop group.
     public var connectionCount: Int?
     /// The limit for a TCP/Unix connect, and separately for the `AUTH`/`SELECT`/`PING` handshake that follows it.
@@ -83,6 +97,7 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
     ///   - password: The password for `AUTH`, or `nil` to skip `AUTH`.
     ///   - database: The database to `SELECT`; 0 by default.
     ///   - tls: TLS settings, or `nil` (the default) for no TLS.
+    ///   - topology: ``Topology/standalone`` (the default), a Sentinel or a Cluster topology.
     ///   - connectionCount: The pool size; `nil` (the default) for one connection per event loop.
     ///   - connectTimeout: The connect limit, and the handshake limit; 1 s by default.
     ///   - commandTimeout: The per-command reply limit; 1 s by default.
@@ -93,6 +108,7 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
         password: String? = nil,
         database: Int = 0,
         tls: TLS? = nil,
+        topology: Topology = .standalone,
         connectionCount: Int? = nil,
         connectTimeout: Duration = .seconds(1),
         commandTimeout: Duration = .seconds(1),
@@ -103,6 +119,7 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
         self.password = password
         self.database = database
         self.tls = tls
+        self.topology = topology
         self.connectionCount = connectionCount
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
@@ -146,25 +163,49 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
             credentials = "\(self.username ?? ""):***@"
         }
         let tlsQuery = self.tls.map(\.queryDescription) ?? ""
-        switch self.endpoint.base {
-        case .tcp:
-            let scheme = self.tls == nil ? "redis" : "rediss"
-            return "\(scheme)://\(credentials)\(self.endpoint)/\(self.database)\(tlsQuery.isEmpty ? "" : "?\(tlsQuery)")"
-        case .unixSocket(let path):
+        let scheme = self.tls == nil ? "redis" : "rediss"
+        let query = tlsQuery.isEmpty ? "" : "?\(tlsQuery)"
+        switch (self.topology.base, self.endpoint.base) {
+        case (.standalone, .tcp):
+            return "\(scheme)://\(credentials)\(self.endpoint)/\(self.database)\(query)"
+        case (.standalone, .unixSocket(let path)):
             return "unix://\(credentials)\(path)?db=\(self.database)\(self.tls == nil ? "" : " (TLS)")"
+        case (.sentinel, _):
+            return "\(scheme)://\(credentials)<master>/\(self.database)\(query) (\(self.topology))"
+        case (.cluster, _):
+            return "\(scheme)://\(credentials)<node>\(query) (\(self.topology))"
         }
     }
 }
 
 extension RedisClientConfiguration {
-    /// Checks the settings that can only be checked by reading files or combining fields: the TLS certificate and key
-    /// files are read and parsed (so a wrong path fails at start-up, not at the first connect).
+    /// Checks the settings that can only be checked by reading files or combining fields: the topology's lists are not
+    /// empty, a cluster uses database 0, and the TLS certificate and key files are read and parsed (so a wrong path
+    /// fails at start-up, not at the first connect).
     ///
     /// Reads files: call it at start-up, not on an event loop. ``RedisClient`` does not need it; it reports the same
     /// problems as connect errors.
-    /// - Throws: ``RedisClientError`` with code `connectFailed` naming the file, or `invalidURL` for settings that do
-    ///   not go together.
+    /// - Throws: ``RedisClientError`` with code `invalidConfiguration` for settings that do not go together, or
+    ///   `connectFailed` naming a TLS file that cannot be used.
     public func validate() throws(RedisClientError) {
+        switch self.topology.base {
+        case .standalone:
+            break
+        case .sentinel(let sentinel):
+            guard !sentinel.endpoints.isEmpty else {
+                throw RedisClientError(.invalidConfiguration, message: "Sentinel: the list of Sentinels is empty")
+            }
+            guard !sentinel.masterName.isEmpty else {
+                throw RedisClientError(.invalidConfiguration, message: "Sentinel: the master name is empty")
+            }
+        case .cluster(let cluster):
+            guard !cluster.seeds.isEmpty else {
+                throw RedisClientError(.invalidConfiguration, message: "Cluster: the list of seed nodes is empty")
+            }
+            guard self.database == 0 else {
+                throw RedisClientError(.invalidConfiguration, message: "Cluster: Redis Cluster has only database 0, not \(self.database)")
+            }
+        }
         if let tls = self.tls {
             _ = try RedisTLSContext.makeContext(tls)
         }

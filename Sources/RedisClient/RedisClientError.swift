@@ -13,6 +13,7 @@ public struct RedisClientError: Error, CustomStringConvertible {
             case commandError
             case unexpectedReply
             case invalidURL
+            case invalidConfiguration
             case protocolError
             case connectFailed
             case shutdown
@@ -37,6 +38,9 @@ public struct RedisClientError: Error, CustomStringConvertible {
         public static var unexpectedReply: Self { .init(.unexpectedReply) }
         /// The configuration URL is malformed; the message names what is wrong.
         public static var invalidURL: Self { .init(.invalidURL) }
+        /// Settings that cannot work (an empty Sentinel list, a database other than 0 with a cluster, a malformed
+        /// endpoint list); the message names what is wrong.
+        public static var invalidConfiguration: Self { .init(.invalidConfiguration) }
         /// The bytes received are not valid RESP, or a command could not be encoded. The connection was closed.
         public static var protocolError: Self { .init(.protocolError) }
         /// Connecting to Redis failed: TCP/Unix connect, or the AUTH / SELECT / PING handshake.
@@ -52,6 +56,7 @@ public struct RedisClientError: Error, CustomStringConvertible {
             case .commandError: "commandError"
             case .unexpectedReply: "unexpectedReply"
             case .invalidURL: "invalidURL"
+            case .invalidConfiguration: "invalidConfiguration"
             case .protocolError: "protocolError"
             case .connectFailed: "connectFailed"
             case .shutdown: "shutdown"

@@ -109,24 +109,38 @@ struct RedisURLParser {
     }
 
     private func parseHostAndPort(_ authority: Substring) throws(RedisClientError) -> (String, Int) {
+        do {
+            return try Self.hostAndPort(authority, defaultPort: 6379)
+        } catch {
+            throw self.invalid(error.reason)
+        }
+    }
+
+    /// Why a `host[:port]` could not be parsed.
+    struct HostAndPortError: Error {
+        var reason: String
+    }
+
+    /// Parses `host`, `host:port`, `[v6]` or `[v6]:port`.
+    static func hostAndPort(_ authority: Substring, defaultPort: Int) throws(HostAndPortError) -> (String, Int) {
         var host: Substring
         var portText: Substring?
         if authority.hasPrefix("[") {
             guard let close = authority.firstIndex(of: "]") else {
-                throw self.invalid("missing ']' after the IPv6 address")
+                throw HostAndPortError(reason: "missing ']' after the IPv6 address")
             }
             host = authority[authority.index(after: authority.startIndex)..<close]
             let after = authority[authority.index(after: close)...]
             if !after.isEmpty {
                 guard after.hasPrefix(":") else {
-                    throw self.invalid("unexpected '\(after)' after the IPv6 address; expected ':port'")
+                    throw HostAndPortError(reason: "unexpected '\(after)' after the IPv6 address; expected ':port'")
                 }
                 portText = after.dropFirst()
             }
         } else {
             let colons = authority.filter { $0 == ":" }.count
             if colons > 1 {
-                throw self.invalid("an IPv6 address must be written in brackets, as in redis://[::1]:6379")
+                throw HostAndPortError(reason: "an IPv6 address must be written in brackets, as in redis://[::1]:6379")
             }
             if let colon = authority.firstIndex(of: ":") {
                 host = authority[..<colon]
@@ -136,19 +150,19 @@ struct RedisURLParser {
             }
         }
         guard !host.isEmpty else {
-            throw self.invalid("missing host")
+            throw HostAndPortError(reason: "missing host")
         }
         let allowed: (Character) -> Bool = { $0.isASCII && ($0.isLetter || $0.isNumber || "-._:%".contains($0)) }
         guard host.allSatisfy(allowed) else {
-            throw self.invalid("host '\(host)' contains characters that are not allowed in a host name")
+            throw HostAndPortError(reason: "host '\(host)' contains characters that are not allowed in a host name")
         }
-        var port = 6379
+        var port = defaultPort
         if let portText {
             guard !portText.isEmpty else {
-                throw self.invalid("missing port number after ':'")
+                throw HostAndPortError(reason: "missing port number after ':'")
             }
             guard portText.allSatisfy(Self.isDigit), let value = Int(portText), (1...65535).contains(value) else {
-                throw self.invalid("port '\(portText)' is not a number between 1 and 65535")
+                throw HostAndPortError(reason: "port '\(portText)' is not a number between 1 and 65535")
             }
             port = value
         }

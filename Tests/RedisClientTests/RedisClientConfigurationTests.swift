@@ -136,6 +136,37 @@ import Testing
         )
     }
 
+    @Test func endpointListsForSentinelsAndClusterNodes() throws {
+        let endpoints = try RedisClientConfiguration.Endpoint.list("10.0.0.1:26380, sentinel-b ,[::1]:26381", defaultPort: 26379)
+        #expect(endpoints == [.tcp(host: "10.0.0.1", port: 26380), .tcp(host: "sentinel-b", port: 26379), .tcp(host: "::1", port: 26381)])
+        for (list, expected) in [("", "an entry is empty"), ("a,,b", "an entry is empty"), ("a:0", "port '0'"), ("a b", "host 'a b'")] {
+            let error = #expect(throws: RedisClientError.self) { try RedisClientConfiguration.Endpoint.list(list, defaultPort: 6379) }
+            #expect(error?.code == .invalidConfiguration)
+            #expect(error?.message.contains(expected) == true, "\(error?.message ?? "no error")")
+        }
+    }
+
+    @Test func topologiesAreValidatedAndDescribed() throws {
+        var configuration = try RedisClientConfiguration(url: "redis://:pw@ignored/0")
+        configuration.topology = .sentinel(.init(endpoints: [.tcp(host: "s1", port: 26379)], masterName: "sessions", password: "sentinel-pw"))
+        try configuration.validate()
+        #expect(configuration.topology.sentinel?.masterName == "sessions")
+        #expect(configuration.description == "redis://:***@<master>/0 (sentinel master 'sessions' via s1:26379)")
+        #expect(!configuration.description.contains("sentinel-pw"))
+
+        configuration.topology = .sentinel(.init(endpoints: [], masterName: "sessions"))
+        #expect(throws: RedisClientError.self) { try configuration.validate() }
+        configuration.topology = .sentinel(.init(endpoints: [.tcp(host: "s1")], masterName: ""))
+        #expect(throws: RedisClientError.self) { try configuration.validate() }
+
+        configuration.topology = .cluster(.init(seeds: [.tcp(host: "n1", port: 7000)]))
+        try configuration.validate()
+        configuration.database = 1
+        let error = #expect(throws: RedisClientError.self) { try configuration.validate() }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.message.contains("only database 0") == true)
+    }
+
     @Test func descriptionHidesThePassword() throws {
         let configuration = try RedisClientConfiguration(url: "redis://alice:hunter2@host:6380/2")
         #expect(configuration.description == "redis://alice:***@host:6380/2")

@@ -8,16 +8,24 @@ extension RedisConnection {
         var username: String?
         var password: String?
         var database: Int
+        /// Check with `ROLE` that the server is a master (Sentinel mode), instead of a `PING`.
+        var requiresMaster: Bool
 
         /// The handshake of a data connection made with `configuration`.
-        init(configuration: RedisClientConfiguration) {
-            self.init(username: configuration.username, password: configuration.password, database: configuration.database)
+        init(configuration: RedisClientConfiguration, requiresMaster: Bool = false) {
+            self.init(
+                username: configuration.username,
+                password: configuration.password,
+                database: configuration.database,
+                requiresMaster: requiresMaster
+            )
         }
 
-        init(username: String?, password: String?, database: Int = 0) {
+        init(username: String?, password: String?, database: Int = 0, requiresMaster: Bool = false) {
             self.username = username
             self.password = password
             self.database = database
+            self.requiresMaster = requiresMaster
         }
     }
 
@@ -44,6 +52,7 @@ extension RedisConnection {
     /// no user command can be sent before it.
     ///
     /// The connect, the TLS handshake and the Redis handshake each have `connectTimeout`.
+    /// - Parameter pushHandler: For a subscriber connection: receives the pub/sub messages, on the event loop.
     /// - Throws: ``RedisClientError`` with code `connectFailed` (the underlying error says why; for TLS it is the
     ///   NIOSSL error, and the message says whether verification failed).
     static func connect(
@@ -53,7 +62,8 @@ extension RedisConnection {
         connectTimeout: TimeAmount,
         commandTimeout: TimeAmount,
         eventLoop: any EventLoop,
-        logger: Logger
+        logger: Logger,
+        pushHandler: RedisChannelHandler.PushHandler? = nil
     ) async throws -> RedisConnection {
         let sslContext = try await tls?.sslContext()
         let bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(connectTimeout)
@@ -71,7 +81,7 @@ extension RedisConnection {
                     try channel.pipeline.syncOperations.addHandler(watcher)
                     tlsHandshake = watcher.handshakeFuture
                 }
-                let handler = try RedisChannelHandler(eventLoop: channel.eventLoop, logger: logger)
+                let handler = try RedisChannelHandler(eventLoop: channel.eventLoop, logger: logger, pushHandler: pushHandler)
                 try channel.pipeline.syncOperations.addHandler(handler)
                 return (RedisConnection(channel: channel, handler: handler, commandTimeout: commandTimeout), tlsHandshake)
             }
@@ -129,7 +139,7 @@ extension RedisConnection {
         return connection
     }
 
-    /// Sends `AUTH` (when a password is configured), `SELECT` (when the database is not 0) and `PING` in one write.
+    /// Sends `AUTH` (when a password is configured), `SELECT` (when the database is not 0) and `PING` (or `ROLE`) in one write.
     private func handshake(_ handshake: Handshake, endpoint: RedisClientConfiguration.Endpoint, timeout: TimeAmount) async throws {
         var commands: [[RedisArgument]] = []
         var names: [String] = []
@@ -145,8 +155,13 @@ extension RedisConnection {
             commands.append(["SELECT", RedisArgument(handshake.database)])
             names.append("SELECT \(handshake.database)")
         }
-        commands.append(["PING"])
-        names.append("PING")
+        if handshake.requiresMaster {
+            commands.append(["ROLE"])
+            names.append("ROLE")
+        } else {
+            commands.append(["PING"])
+            names.append("PING")
+        }
 
         let replies: [RESPValue]
         do {
@@ -161,6 +176,12 @@ extension RedisConnection {
         for (name, reply) in zip(names, replies) {
             if case .error(let message) = reply {
                 throw RedisClientError(.connectFailed, message: "Redis at \(endpoint) refused \(name): \(message)")
+            }
+        }
+        if handshake.requiresMaster, let role = replies.last {
+            let name = role.array?.first?.string ?? "\(role)"
+            guard name == "master" else {
+                throw RedisClientError(.connectFailed, message: "Redis at \(endpoint) is not a master (ROLE says \(name))")
             }
         }
     }

@@ -155,15 +155,16 @@ import Testing
     @Test func refusedConnectionsFailFastAtStartUp() async throws {
         let port = try RedisServerProcess.freePort()
         var configuration = RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port))
-        configuration.connectTimeout = .seconds(5)
+        configuration.connectTimeout = .seconds(10)
         try await RedisClient.withClient(configuration, logger: Integration.logger) { client in
             let clock = ContinuousClock()
             let start = clock.now
             let error = await Integration.errorOf { try await client.ping() }
             #expect(error?.code == .notConnected)
             #expect(error?.message.contains("127.0.0.1:\(port)") == true, "\(String(describing: error))")
-            // Refused at once: no waiting for the 5 s connect timeout.
-            #expect(clock.now - start < .seconds(2))
+            // Refused at once: no waiting for the 10 s connect timeout (the bound leaves room for the cooperative pool
+            // being busy with the 10,000-command test running in parallel on the same 2 cores: 2 s was seen).
+            #expect(clock.now - start < .seconds(5))
         }
     }
 
