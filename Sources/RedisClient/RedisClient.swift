@@ -35,11 +35,15 @@ public final class RedisClient: Sendable, Service {
     public let configuration: RedisClientConfiguration
     let logger: Logger
     private let runState = Mutex<RunState>(.idle)
-    /// The connections (to the one server, or to the master the Sentinels name).
-    let pool: RedisConnectionPool
-    /// Sentinel mode: finds the master.
-    private let sentinelMonitor: RedisSentinelMonitor?
+    /// Where commands go.
+    private let backend: Backend
     let events = RedisTopologyEvents()
+
+    private enum Backend: Sendable {
+        /// One server, or (with a monitor) the master the Sentinels name.
+        case pool(RedisConnectionPool, sentinel: RedisSentinelMonitor?)
+        case cluster(RedisClusterRouter)
+    }
 
     private enum RunState {
         case idle
@@ -67,13 +71,13 @@ public final class RedisClient: Sendable, Service {
             eventLoops = [eventLoopGroup.next()]
         }
         let count = max(1, configuration.connectionCount ?? eventLoops.count)
+        var monitor: RedisSentinelMonitor?
         let target: RedisConnectionPool.Target
         switch configuration.topology.base {
-        case .standalone, .cluster:
-            self.sentinelMonitor = nil
+        case .standalone:
             target = .fixed(configuration.endpoint)
         case .sentinel(let sentinel):
-            let monitor = RedisSentinelMonitor(
+            let sentinelMonitor = RedisSentinelMonitor(
                 sentinel: sentinel,
                 configuration: configuration,
                 tls: tls,
@@ -81,10 +85,22 @@ public final class RedisClient: Sendable, Service {
                 logger: logger,
                 events: self.events
             )
-            self.sentinelMonitor = monitor
-            target = .sentinel(monitor)
+            monitor = sentinelMonitor
+            target = .sentinel(sentinelMonitor)
+        case .cluster(let cluster):
+            self.backend = .cluster(
+                RedisClusterRouter(
+                    configuration: configuration,
+                    seeds: cluster.seeds,
+                    tls: tls,
+                    eventLoops: eventLoops,
+                    logger: logger,
+                    events: self.events
+                )
+            )
+            return
         }
-        self.pool = RedisConnectionPool(
+        let pool = RedisConnectionPool(
             target: target,
             configuration: configuration,
             eventLoops: eventLoops,
@@ -93,6 +109,7 @@ public final class RedisClient: Sendable, Service {
             logger: logger,
             events: self.events
         )
+        self.backend = .pool(pool, sentinel: monitor)
     }
 
     // MARK: Running
@@ -112,16 +129,18 @@ public final class RedisClient: Sendable, Service {
         guard canRun else {
             throw RedisClientError(.shutdown, message: "RedisClient.run() was called more than once")
         }
-        self.logger.debug(
-            "Redis client starting",
-            metadata: ["redis.endpoint": "\(self.configuration)", "redis.connections": "\(self.pool.slots.count)"]
-        )
+        self.logger.debug("Redis client starting", metadata: ["redis.endpoint": "\(self.configuration)"])
         await cancelWhenGracefulShutdown {
-            await withDiscardingTaskGroup { group in
-                if let monitor = self.sentinelMonitor {
-                    group.addTask { await monitor.run() }
+            switch self.backend {
+            case .pool(let pool, let monitor):
+                await withDiscardingTaskGroup { group in
+                    if let monitor {
+                        group.addTask { await monitor.run() }
+                    }
+                    group.addTask { await pool.run() }
                 }
-                group.addTask { await self.pool.run() }
+            case .cluster(let router):
+                await router.run()
             }
         }
         self.runState.withLock { $0 = .finished }
@@ -182,27 +201,38 @@ public final class RedisClient: Sendable, Service {
 
     // MARK: Sending
 
-    /// A connection for the next command: the one on the caller's event loop, else the next connected one in turn.
-    func connection() async throws -> RedisConnection {
-        try await self.pool.connection()
-    }
-
-    /// Sends a command and returns its reply as is, error replies included.
+    /// Sends a command and returns its reply as is, error replies included. In a cluster, to the primary of its keys.
     func sendRaw(_ command: [RedisArgument]) async throws -> RESPValue {
-        let reply = try await self.connection().send(command)
-        self.pool.inspect(reply)
-        return reply
+        switch self.backend {
+        case .pool(let pool, _):
+            let reply = try await pool.connection().send(command)
+            pool.inspect(reply)
+            return reply
+        case .cluster(let router):
+            let replies = try await router.execute([command], route: try RedisCommandRoute.of(command))
+            guard let reply = replies.first else {
+                throw RedisClientError(.unexpectedReply, message: "no reply to \(command.first?.description ?? "a command")")
+            }
+            return reply
+        }
     }
 
     /// Sends commands in one write on one connection and returns their replies as they are, error replies included.
+    /// In a cluster their keys must share a slot (they go to that slot's primary).
     /// - Parameter extraTimeout: Added to the command timeout (for a trailing `WAIT`).
+    /// - Throws: ``RedisClientError`` with code `crossSlot` in a cluster when the keys span slots; as ``send(_:)-([RedisArgument])``.
     func pipelineRaw(_ commands: [[RedisArgument]], extraTimeout: Duration = .zero) async throws -> [RESPValue] {
-        let connection = try await self.connection()
-        let replies = try await connection.pipeline(commands, timeout: connection.commandTimeout + TimeAmount(extraTimeout))
-        for reply in replies {
-            self.pool.inspect(reply)
+        switch self.backend {
+        case .pool(let pool, _):
+            let connection = try await pool.connection()
+            let replies = try await connection.pipeline(commands, timeout: connection.commandTimeout + TimeAmount(extraTimeout))
+            for reply in replies {
+                pool.inspect(reply)
+            }
+            return replies
+        case .cluster(let router):
+            return try await router.execute(commands, route: try RedisCommandRoute.of(commands: commands), extraTimeout: extraTimeout)
         }
-        return replies
     }
 
     /// Sends a command and returns its reply.
@@ -242,7 +272,12 @@ public final class RedisClient: Sendable, Service {
     /// - Throws: ``RedisClientError`` when the replies could not be received (`notConnected`, `timeout`, `connectionClosed`).
     public func pipeline(_ commands: [[RedisArgument]]) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
-        return try await self.pipelineRaw(commands)
+        switch self.backend {
+        case .pool:
+            return try await self.pipelineRaw(commands)
+        case .cluster(let router):
+            return try await router.pipeline(commands)
+        }
     }
 
     /// Runs commands as one `MULTI`/`EXEC` transaction, sent in one write on one connection.

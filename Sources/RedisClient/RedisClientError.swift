@@ -17,6 +17,7 @@ public struct RedisClientError: Error, CustomStringConvertible {
             case protocolError
             case connectFailed
             case shutdown
+            case crossSlot
         }
 
         private let base: Base
@@ -47,6 +48,9 @@ public struct RedisClientError: Error, CustomStringConvertible {
         public static var connectFailed: Self { .init(.connectFailed) }
         /// The client is not running: ``RedisClient/run()`` has returned or was never started.
         public static var shutdown: Self { .init(.shutdown) }
+        /// Redis Cluster: the keys of a command (or of a transaction, or a command and its `WAIT`) hash to different
+        /// slots, so no node could run it; it was not sent. Give keys that must go together the same `{hash tag}`.
+        public static var crossSlot: Self { .init(.crossSlot) }
 
         public var description: String {
             switch self.base {
@@ -60,6 +64,7 @@ public struct RedisClientError: Error, CustomStringConvertible {
             case .protocolError: "protocolError"
             case .connectFailed: "connectFailed"
             case .shutdown: "shutdown"
+            case .crossSlot: "crossSlot"
             }
         }
     }

@@ -84,17 +84,19 @@ package final class RedisServerProcess: Sendable {
     ///   - sentinelConfiguration: Run as a Sentinel (`redis-server sentinel.conf --sentinel`) with this configuration
     ///     file text (such as `sentinel monitor m 127.0.0.1 6379 2`), written to `sentinel.conf` in the directory; the
     ///     Sentinel rewrites that file as it learns.
+    ///   - clusterBus: The server is a cluster node: its port is at most 55535 and the bus port (port + 10000) is free too.
     /// - Throws: ``RedisServerProcessError`` when `redis-server` is missing or does not start.
     package static func start(
         extraArguments: [String] = [],
         unixSocket: Bool = false,
         tls: TLSOptions? = nil,
-        sentinelConfiguration: String? = nil
+        sentinelConfiguration: String? = nil,
+        clusterBus: Bool = false
     ) async throws -> RedisServerProcess {
         let executable = try Self.locateRedisServer()
         var lastError: (any Error)?
         for _ in 0..<5 {
-            let port = try Self.freePort()
+            let port = try clusterBus ? Self.freeClusterPort() : Self.freePort()
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-test-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let socketPath = unixSocket ? directory.appendingPathComponent("redis.sock").path : nil
@@ -326,6 +328,28 @@ package final class RedisServerProcess: Sendable {
             return URL(fileURLWithPath: candidate)
         }
         throw RedisServerProcessError("\(name) was not found on PATH or in /usr/bin: \(hint)")
+    }
+
+    /// A free port at most 55535 whose cluster bus port (+10000) is free too.
+    package static func freeClusterPort() throws -> Int {
+        for _ in 0..<200 {
+            let port = try Self.freePort()
+            if port <= 55535, Self.isFree(port + 10000) {
+                return port
+            }
+        }
+        throw RedisServerProcessError("found no free port pair (P, P+10000) for a cluster node")
+    }
+
+    /// Whether `port` can be bound on 127.0.0.1 right now.
+    private static func isFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = Self.loopbackAddress(port: port)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 
     /// A TCP port that is free on 127.0.0.1 right now: bind port 0, read the port the kernel chose, close.
