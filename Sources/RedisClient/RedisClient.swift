@@ -30,6 +30,23 @@ import Synchronization
 ///
 /// A command whose task is cancelled still waits for its reply (or its deadline), because its place in the
 /// connection's reply order cannot be given up.
+///
+/// ## Topologies
+/// The same type, and the same commands, work with every ``RedisClientConfiguration/topology``:
+/// - **standalone** (the default): the pool connects to ``RedisClientConfiguration/endpoint``.
+/// - **Sentinel**: the pool connects to the master the Sentinels name (checked with `ROLE` on every connection) and
+///   moves every connection when it changes: after a lost connection, a `READONLY` or `MASTERDOWN` reply (returned to
+///   its caller as `commandError`; the command did not run), or a `+switch-master` announcement. During the switch,
+///   commands fail at once with `notConnected`.
+/// - **Cluster**: one connection per primary; each command goes to the primary of its keys' hash slot, following
+///   `MOVED` and `ASK` and retrying `TRYAGAIN`/`CLUSTERDOWN` until the command timeout has passed (so a redirected
+///   command may take up to about twice the timeout). A command, a ``transaction(_:)`` or a write with `WAIT` whose
+///   keys hash to different slots throws ``RedisClientError/Code/crossSlot`` without being sent: give keys that go
+///   together the same `{hash tag}`. ``pipeline(_:)`` may mix slots (it is not atomic): it is split by node. Commands
+///   without keys go to any primary; `SCRIPT`, `FLUSHALL`, `FLUSHDB` and `FUNCTION` to every primary. While a slot has no
+///   reachable primary (a failover is under way), its commands fail at once with `notConnected`; the other slots work.
+///
+/// ``topologyEvents()`` and ``topologyGeneration`` tell a cache that the way to Redis changed.
 public final class RedisClient: Sendable, Service {
     /// The configuration the client was created with.
     public let configuration: RedisClientConfiguration

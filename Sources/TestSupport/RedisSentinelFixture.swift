@@ -37,15 +37,27 @@ package final class RedisSentinelFixture: Sendable {
     /// - Parameters:
     ///   - password: A data password for master and replica, or `nil`.
     ///   - sentinelPassword: A password for the Sentinels themselves, or `nil`.
-    package static func start(password: String? = nil, sentinelPassword: String? = nil) async throws -> RedisSentinelFixture {
+    ///   - tls: Every process serves TLS only with these certificates (replication and the Sentinels' own connections
+    ///     too: `tls-replication yes`).
+    package static func start(
+        password: String? = nil,
+        sentinelPassword: String? = nil,
+        tls: RedisServerProcess.TLSOptions? = nil
+    ) async throws -> RedisSentinelFixture {
         var dataArguments: [String] = []
         if let password {
             dataArguments += ["--requirepass", password, "--masterauth", password]
         }
-        let master = try await RedisServerProcess.start(extraArguments: dataArguments)
+        if tls != nil {
+            dataArguments += ["--tls-replication", "yes"]
+        }
+        let master = try await RedisServerProcess.start(extraArguments: dataArguments, tls: tls)
         var started = [master]
         do {
-            let replica = try await RedisServerProcess.start(extraArguments: dataArguments + ["--replicaof", "127.0.0.1", "\(master.port)"])
+            let replica = try await RedisServerProcess.start(
+                extraArguments: dataArguments + ["--replicaof", "127.0.0.1", "\(master.port)"],
+                tls: tls
+            )
             started.append(replica)
             try await Self.poll("the replica to sync with the master") {
                 try await replica.cli(["INFO", "replication"], password: password).contains("master_link_status:up")
@@ -63,9 +75,12 @@ package final class RedisSentinelFixture: Sendable {
             if let sentinelPassword {
                 configuration += "requirepass \(sentinelPassword)\nsentinel sentinel-pass \(sentinelPassword)\n"
             }
+            if tls != nil {
+                configuration += "tls-replication yes\n"
+            }
             var sentinels: [RedisServerProcess] = []
             for _ in 0..<3 {
-                let sentinel = try await RedisServerProcess.start(sentinelConfiguration: configuration)
+                let sentinel = try await RedisServerProcess.start(tls: tls, sentinelConfiguration: configuration)
                 started.append(sentinel)
                 sentinels.append(sentinel)
             }
@@ -157,6 +172,13 @@ extension RedisServerProcess {
     @discardableResult
     package func cli(_ command: [String], password: String? = nil) async throws -> String {
         var arguments = ["-h", "127.0.0.1", "-p", "\(self.port)"]
+        if let tls = self.tls {
+            arguments += ["--tls", "--cacert", tls.caCertificatePath]
+            if tls.requireClientCertificates {
+                // The server's own certificate does as a client certificate: it chains to the same CA.
+                arguments += ["--cert", tls.certificatePath, "--key", tls.privateKeyPath]
+            }
+        }
         if let password {
             arguments += ["-a", password, "--no-auth-warning"]
         }

@@ -41,8 +41,10 @@ package final class RedisServerProcess: Sendable {
     package let directory: URL
     /// The Unix socket path, when started with `unixSocket: true`.
     package let unixSocketPath: String?
+    /// How the server serves TLS only, if it does.
+    package let tls: TLSOptions?
     /// Whether the server speaks TLS only.
-    package let usesTLS: Bool
+    package var usesTLS: Bool { self.tls != nil }
     private let arguments: [String]
     private let executable: URL
     private let state: Mutex<State>
@@ -53,11 +55,11 @@ package final class RedisServerProcess: Sendable {
         var paused = false
     }
 
-    private init(port: Int, directory: URL, unixSocketPath: String?, usesTLS: Bool, arguments: [String], executable: URL) {
+    private init(port: Int, directory: URL, unixSocketPath: String?, tls: TLSOptions?, arguments: [String], executable: URL) {
         self.port = port
         self.directory = directory
         self.unixSocketPath = unixSocketPath
-        self.usesTLS = usesTLS
+        self.tls = tls
         self.arguments = arguments
         self.executable = executable
         self.state = Mutex(State())
@@ -129,7 +131,7 @@ package final class RedisServerProcess: Sendable {
                 port: port,
                 directory: directory,
                 unixSocketPath: socketPath,
-                usesTLS: tls != nil,
+                tls: tls,
                 arguments: arguments,
                 executable: executable
             )
@@ -174,12 +176,15 @@ package final class RedisServerProcess: Sendable {
         throw RedisServerProcessError("redis-server on port \(self.port) did not answer PING within 10 s: \(self.logTail())")
     }
 
-    /// Whether the server serves: it answers `PING`, or (TLS only) it accepts TCP connections and has logged that it is ready.
+    /// Whether the server serves: it answers `PING`, or (TLS only) it accepts TCP connections and has logged that it is
+    /// ready (a Sentinel: its ID).
     private func isReady() async -> Bool {
         guard self.usesTLS else {
             return await Self.answersPingOffThePool(port: self.port)
         }
-        guard self.logTail(lines: 1000).contains("Ready to accept connections") else {
+        // A Sentinel logs no "Ready" line; its ID comes once it has read its configuration and listens.
+        let log = self.logTail(lines: 1000)
+        guard log.contains("Ready to accept connections") || log.contains("Sentinel ID is") else {
             return false
         }
         return await Self.offThePool { Self.acceptsConnections(port: self.port) }

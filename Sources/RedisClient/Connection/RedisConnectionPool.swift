@@ -44,8 +44,13 @@ final class RedisConnectionPool: Sendable {
         self.logger = logger
         self.events = events
         self.connectionLost = connectionLost
-        // The first attempt may take a connect timeout to connect, one for the TLS handshake, one for the Redis handshake.
-        self.firstConnectionWait = TimeAmount(configuration.connectTimeout) * (configuration.tls == nil ? 2 : 3)
+        // The first attempt may take a connect timeout to connect, one for the TLS handshake, one for the Redis handshake;
+        // with Sentinels, finding the master comes first (one Sentinel and the master's check, when all goes well).
+        var waits = configuration.tls == nil ? 2 : 3
+        if case .sentinel = target {
+            waits *= 2
+        }
+        self.firstConnectionWait = TimeAmount(configuration.connectTimeout) * Int64(waits)
         switch target {
         case .fixed: self.wakeUps = RedisChangeSignal()
         case .sentinel(let monitor): self.wakeUps = monitor.changes

@@ -123,6 +123,8 @@ import Testing
                                     try await client.set("reshard:\(key)", value: "\(iteration)")
                                     written.record(key: key, value: iteration)
                                     stats.successes.add(1, ordering: .relaxed)
+                                    // About 1,000 commands a second per worker: enough traffic, and CPU left for the suites running alongside.
+                                    try await Task.sleep(for: .milliseconds(1))
                                 } catch {
                                     stats.record(error)
                                 }
@@ -184,7 +186,9 @@ import Testing
                                 do {
                                     _ = try await client.incr(key)
                                     stats.successes.add(1, ordering: .relaxed)
+                                    // About 1,000 commands a second per worker: enough traffic, and CPU left for the suites running alongside.
                                     if measured { failover.succeeded(startedAt: start, at: clock.now) }
+                                    try await Task.sleep(for: .milliseconds(1))
                                 } catch {
                                     stats.record(error)
                                     if measured { failover.failed(after: clock.now - start) }

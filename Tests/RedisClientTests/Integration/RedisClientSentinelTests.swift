@@ -31,6 +31,8 @@ import Testing
                                     try await client.set("w\(worker):\(iteration % 50)", value: "\(iteration)")
                                     stats.successes.add(1, ordering: .relaxed)
                                     failover.succeeded(startedAt: start, at: clock.now)
+                                    // About 1,000 commands a second per worker: enough traffic, and CPU left for the suites running alongside.
+                                    try await Task.sleep(for: .milliseconds(1))
                                 } catch {
                                     stats.record(error)
                                     failover.failed(after: clock.now - start)
@@ -119,6 +121,33 @@ import Testing
         }
     }
 
+    @Test func sentinelAndDataConnectionsOverTLS() async throws {
+        let certificates = try await TestCertificates.make()
+        defer { certificates.removeDirectory() }
+        let tls = RedisServerProcess.TLSOptions(
+            certificatePath: certificates.serverCertificatePath,
+            privateKeyPath: certificates.serverKeyPath,
+            caCertificatePath: certificates.caCertificatePath,
+            requireClientCertificates: false
+        )
+        try await Self.withSentinels(tls: tls) { fixture in
+            // Every process serves TLS only: the Sentinel queries, the ROLE checks and the data connections all use it.
+            let url = "rediss://unused?ca=\(certificates.caCertificatePath)"
+            try await Self.withClient(fixture, { $0.tls = try? RedisClientConfiguration(url: url).tls }) { client in
+                try await client.set("k", value: "over TLS")
+                #expect(try await client.getString("k") == "over TLS")
+                #expect(try await Self.port(of: client) == fixture.master.port)
+            }
+            // A CA that did not sign the Sentinels' certificates: no master, and the reason is TLS verification.
+            let wrongURL = "rediss://unused?ca=\(certificates.otherCACertificatePath)"
+            try await Self.withClient(fixture, { $0.tls = try? RedisClientConfiguration(url: wrongURL).tls }) { client in
+                let error = await Integration.errorOf { try await client.ping() }
+                #expect(error?.code == .notConnected)
+                #expect(error?.message.contains("TLS verification failed") == true, "\(String(describing: error))")
+            }
+        }
+    }
+
     @Test func noReachableSentinelFailsFast() async throws {
         let ports = try (0..<3).map { _ in try RedisServerProcess.freePort() }
         var configuration = RedisClientConfiguration(
@@ -164,10 +193,11 @@ import Testing
     private static func withSentinels(
         password: String? = nil,
         sentinelPassword: String? = nil,
+        tls: RedisServerProcess.TLSOptions? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (RedisSentinelFixture) async throws -> Void
     ) async throws {
-        let fixture = try await RedisSentinelFixture.start(password: password, sentinelPassword: sentinelPassword)
+        let fixture = try await RedisSentinelFixture.start(password: password, sentinelPassword: sentinelPassword, tls: tls)
         do {
             try await body(fixture)
         } catch {
@@ -205,10 +235,15 @@ import Testing
         try await eventLoopGroup.shutdownGracefully()
     }
 
-    /// The port of the server the client's commands reach.
+    /// The port of the server the client's commands reach (its TLS port when it serves TLS only).
     private static func port(of client: RedisClient) async throws -> Int? {
-        let reply = try await client.send(["CONFIG", "GET", "port"])
-        return reply.array?.last?.string.flatMap { Int($0) }
+        for parameter in ["port", "tls-port"] {
+            let reply = try await client.send(["CONFIG", "GET", RedisArgument(parameter)])
+            if let port = reply.array?.last?.string.flatMap({ Int($0) }), port != 0 {
+                return port
+            }
+        }
+        return nil
     }
 }
 
