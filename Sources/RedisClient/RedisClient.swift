@@ -72,7 +72,8 @@ public final class RedisClient: Sendable, Service {
     /// - Parameters:
     ///   - configuration: Where and how to connect.
     ///   - eventLoopGroup: The event loops the connections run on; NIO's shared `MultiThreadedEventLoopGroup.singleton` by default.
-    ///     Without ``RedisClientConfiguration/connectionCount``, the pool has one connection per event loop.
+    ///     Without ``RedisClientConfiguration/connectionCount``, the pool has one connection per event loop (in a
+    ///     cluster, one per primary; the primaries are spread over the event loops).
     ///   - logger: Receives connection events (connected, lost, reconnect failures, timeouts, a new master). Passwords
     ///     are never logged.
     public init(

@@ -79,7 +79,8 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
     public var tls: TLS?
     /// One server (the default), Sentinel, or Cluster. See ``Topology``.
     public var topology: Topology
-    /// How many connections the pool keeps; `nil` for one per event loop of the client's event loop group.
+    /// How many connections the pool keeps; `nil` for one per event loop of the client's event loop group. In a
+    /// cluster, how many each primary gets; `nil` for one.
     public var connectionCount: Int?
     /// The limit for a TCP/Unix connect, and separately for the `AUTH`/`SELECT`/`PING` handshake that follows it.
     /// Commands issued before the first connection is up wait for that first attempt (connect and handshake).
@@ -98,7 +99,8 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
     ///   - database: The database to `SELECT`; 0 by default.
     ///   - tls: TLS settings, or `nil` (the default) for no TLS.
     ///   - topology: ``Topology/standalone`` (the default), a Sentinel or a Cluster topology.
-    ///   - connectionCount: The pool size; `nil` (the default) for one connection per event loop.
+    ///   - connectionCount: The pool size; `nil` (the default) for one connection per event loop (in a cluster: per
+    ///     primary, `nil` for one).
     ///   - connectTimeout: The connect limit, and the handshake limit; 1 s by default.
     ///   - commandTimeout: The per-command reply limit; 1 s by default.
     ///   - reconnectBackoff: The wait between reconnect attempts; 50 ms doubling up to 2 s by default.

@@ -39,10 +39,14 @@ package final class RedisSentinelFixture: Sendable {
     ///   - sentinelPassword: A password for the Sentinels themselves, or `nil`.
     ///   - tls: Every process serves TLS only with these certificates (replication and the Sentinels' own connections
     ///     too: `tls-replication yes`).
+    ///   - readyForFailover: Wait until every Sentinel knows the replica and the other two (a few seconds: they meet
+    ///     through hello messages every 2 s); otherwise only until each one names the master, enough for tests that
+    ///     do not kill it.
     package static func start(
         password: String? = nil,
         sentinelPassword: String? = nil,
-        tls: RedisServerProcess.TLSOptions? = nil
+        tls: RedisServerProcess.TLSOptions? = nil,
+        readyForFailover: Bool = true
     ) async throws -> RedisSentinelFixture {
         var dataArguments: [String] = []
         if let password {
@@ -91,7 +95,15 @@ package final class RedisSentinelFixture: Sendable {
                 password: password,
                 sentinelPassword: sentinelPassword
             )
-            try await fixture.waitUntilEverySentinelKnowsEverything(master: master)
+            if readyForFailover {
+                try await fixture.waitUntilEverySentinelKnowsEverything(master: master)
+            } else {
+                for sentinel in sentinels {
+                    try await Self.poll("Sentinel \(sentinel.port) to name the master") {
+                        try await fixture.reportedMasterPort(by: sentinel) == master.port
+                    }
+                }
+            }
             return fixture
         } catch {
             for server in started {

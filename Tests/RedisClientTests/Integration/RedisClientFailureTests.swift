@@ -148,7 +148,8 @@ import Testing
             let start = clock.now
             let error = await Integration.errorOf { try await client.ping() }
             #expect(error?.code == .notConnected)
-            #expect(clock.now - start < .seconds(2))
+            // Twice the connect timeout, plus slack for a loaded machine: it ends, it does not hang.
+            #expect(clock.now - start < .milliseconds(400) + Self.schedulingMargin)
         }
     }
 
@@ -169,8 +170,9 @@ import Testing
     }
 
     /// Added to the bounds on how long a failing command may take. The suites run in parallel in a debug build on a
-    /// 2-core machine, where timers can fire a second late; the bounds prove "ends, never hangs", not latency.
-    static let schedulingMargin = Duration.seconds(2)
+    /// 2-core machine (with the Sentinel and Cluster suites' servers alongside), where timers were seen to fire up to
+    /// 2.7 s late; the bounds prove "ends, never hangs", not latency.
+    static let schedulingMargin = Duration.seconds(3)
 
     /// Polls `condition` every 5 ms, at most 10 s.
     static func waitUntil(

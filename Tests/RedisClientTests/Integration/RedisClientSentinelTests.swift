@@ -8,9 +8,11 @@ import Testing
 
 /// Sentinel mode against 1 master + 1 replica + 3 Sentinels started by the test on loopback: the client follows a
 /// failover by itself, commands fail fast during the switch, and never hang.
-@Suite struct RedisClientSentinelTests {
+///
+/// Serialized: one set of five servers at a time keeps the machine's load (and so the other suites' timing bounds) sane.
+@Suite(.serialized) struct RedisClientSentinelTests {
     @Test func followsAFailoverAfterTheMasterIsKilled() async throws {
-        try await Self.withSentinels { fixture in
+        try await Self.withSentinels(readyForFailover: true) { fixture in
             try await Self.withClient(fixture) { client in
                 let events = client.topologyEvents()
                 try await client.set("before", value: "kill")
@@ -194,10 +196,16 @@ import Testing
         password: String? = nil,
         sentinelPassword: String? = nil,
         tls: RedisServerProcess.TLSOptions? = nil,
+        readyForFailover: Bool = false,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (RedisSentinelFixture) async throws -> Void
     ) async throws {
-        let fixture = try await RedisSentinelFixture.start(password: password, sentinelPassword: sentinelPassword, tls: tls)
+        let fixture = try await RedisSentinelFixture.start(
+            password: password,
+            sentinelPassword: sentinelPassword,
+            tls: tls,
+            readyForFailover: readyForFailover
+        )
         do {
             try await body(fixture)
         } catch {
