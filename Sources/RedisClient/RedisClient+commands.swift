@@ -366,11 +366,7 @@ extension RedisClient {
     /// - Throws: ``RedisClientError`` with code `commandError` when the script fails or returns an error reply.
     @discardableResult
     public func evalsha(_ script: RedisScript, keys: [String] = [], arguments: [RedisArgument] = []) async throws -> RESPValue {
-        var tail: [RedisArgument] = [RedisArgument(keys.count)]
-        tail.reserveCapacity(1 + keys.count + arguments.count)
-        tail.append(contentsOf: keys.map { RedisArgument($0) })
-        tail.append(contentsOf: arguments)
-
+        let tail = Self.scriptTail(keys: keys, arguments: arguments)
         let reply = try await self.sendRaw(["EVALSHA", RedisArgument(script.sha1)] + tail)
         if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
             self.logger.debug("Redis does not know a script; sending it with EVAL", metadata: ["redis.script": "\(script.sha1)"])
@@ -380,6 +376,89 @@ extension RedisClient {
             throw RedisClientError(.commandError, message: message)
         }
         return reply
+    }
+
+    // MARK: Replication
+
+    /// Sends a command followed by `WAIT replicas timeout` on the same connection, and returns the command's reply
+    /// with the number of replicas that acknowledged it (and every earlier write of that connection).
+    ///
+    /// Redis replicates asynchronously: a write the master acknowledged is lost if the master dies before a replica
+    /// got it and a replica is promoted. `WAIT` narrows that window to writes whose count came back short (it does
+    /// not make replication synchronous: a failover may still promote a replica that missed the write). It costs one
+    /// replica round trip per call, or `timeout` when fewer replicas answer.
+    /// - Parameters:
+    ///   - command: The write, a command name followed by its arguments.
+    ///   - replicas: How many replicas must acknowledge before `WAIT` returns early.
+    ///   - timeout: How long `WAIT` may block (it blocks this connection's later replies too); must be positive
+    ///     (`WAIT ... 0` would block forever).
+    /// - Returns: The command's reply, and how many replicas acknowledged.
+    /// - Throws: ``RedisClientError``: `commandError` when the command fails (nothing is then waited for); as
+    ///   ``send(_:)-([RedisArgument])`` otherwise.
+    public func send(
+        _ command: [RedisArgument],
+        waitingForReplicas replicas: Int,
+        timeout: Duration
+    ) async throws -> (reply: RESPValue, acknowledgedReplicas: Int) {
+        let replies = try await self.pipelineRaw([command, Self.waitCommand(replicas: replicas, timeout: timeout)], extraTimeout: timeout)
+        return try Self.replyAndAcknowledgements(replies, for: "\(command.first?.description ?? "")")
+    }
+
+    /// ``evalsha(_:keys:arguments:)`` followed by `WAIT replicas timeout` on the same connection; see
+    /// ``send(_:waitingForReplicas:timeout:)``.
+    /// - Parameters:
+    ///   - script: The script.
+    ///   - keys: The keys the script touches.
+    ///   - arguments: The other arguments.
+    ///   - replicas: How many replicas must acknowledge before `WAIT` returns early.
+    ///   - timeout: How long `WAIT` may block; must be positive.
+    /// - Returns: The script's reply, and how many replicas acknowledged.
+    /// - Throws: ``RedisClientError`` with code `commandError` when the script fails.
+    @discardableResult
+    public func evalsha(
+        _ script: RedisScript,
+        keys: [String] = [],
+        arguments: [RedisArgument] = [],
+        waitingForReplicas replicas: Int,
+        timeout: Duration
+    ) async throws -> (reply: RESPValue, acknowledgedReplicas: Int) {
+        let tail = Self.scriptTail(keys: keys, arguments: arguments)
+        let wait = Self.waitCommand(replicas: replicas, timeout: timeout)
+        var replies = try await self.pipelineRaw([["EVALSHA", RedisArgument(script.sha1)] + tail, wait], extraTimeout: timeout)
+        if let message = replies.first?.errorMessage, message.hasPrefix("NOSCRIPT") {
+            self.logger.debug("Redis does not know a script; sending it with EVAL", metadata: ["redis.script": "\(script.sha1)"])
+            replies = try await self.pipelineRaw([["EVAL", RedisArgument(script.source)] + tail, wait], extraTimeout: timeout)
+        }
+        return try Self.replyAndAcknowledgements(replies, for: "EVALSHA")
+    }
+
+    private static func waitCommand(replicas: Int, timeout: Duration) -> [RedisArgument] {
+        let milliseconds = max(1, Int(timeout / .milliseconds(1)))
+        return ["WAIT", RedisArgument(max(0, replicas)), RedisArgument(milliseconds)]
+    }
+
+    private static func replyAndAcknowledgements(_ replies: [RESPValue], for name: String) throws -> (reply: RESPValue, acknowledgedReplicas: Int) {
+        guard replies.count == 2 else {
+            throw RedisClientError(.unexpectedReply, message: "a command with WAIT got \(replies.count) replies")
+        }
+        if case .error(let message) = replies[0] {
+            throw RedisClientError(.commandError, message: message)
+        }
+        if case .error(let message) = replies[1] {
+            throw RedisClientError(.commandError, message: message)
+        }
+        guard case .integer(let acknowledged) = replies[1] else {
+            throw Self.unexpected(replies[1], for: "WAIT after \(name)")
+        }
+        return (replies[0], Int(acknowledged))
+    }
+
+    static func scriptTail(keys: [String], arguments: [RedisArgument]) -> [RedisArgument] {
+        var tail: [RedisArgument] = [RedisArgument(keys.count)]
+        tail.reserveCapacity(1 + keys.count + arguments.count)
+        tail.append(contentsOf: keys.map { RedisArgument($0) })
+        tail.append(contentsOf: arguments)
+        return tail
     }
 
     // MARK: Helpers

@@ -20,7 +20,8 @@ import Synchronization
 /// next connection in turn. Every command has a deadline (``RedisClientConfiguration/commandTimeout``). While Redis is
 /// unreachable, commands fail at once with ``RedisClientError/Code/notConnected``; nothing is queued. Commands issued
 /// before the first connection is up wait for the first connect attempt, which is bounded by
-/// ``RedisClientConfiguration/connectTimeout`` for the connect plus as much for the handshake.
+/// ``RedisClientConfiguration/connectTimeout`` for the connect plus as much for the handshake (and as much again for
+/// the TLS handshake, with ``RedisClientConfiguration/tls``).
 ///
 /// Errors are always ``RedisClientError``. A Redis error reply (such as `WRONGTYPE ...`) is thrown as
 /// ``RedisClientError/Code/commandError`` with the server's text as ``RedisClientError/message``, except inside
@@ -29,15 +30,37 @@ import Synchronization
 ///
 /// A command whose task is cancelled still waits for its reply (or its deadline), because its place in the
 /// connection's reply order cannot be given up.
+///
+/// ## Topologies
+/// The same type, and the same commands, work with every ``RedisClientConfiguration/topology``:
+/// - **standalone** (the default): the pool connects to ``RedisClientConfiguration/endpoint``.
+/// - **Sentinel**: the pool connects to the master the Sentinels name (checked with `ROLE` on every connection) and
+///   moves every connection when it changes: after a lost connection, a `READONLY` or `MASTERDOWN` reply (returned to
+///   its caller as `commandError`; the command did not run), or a `+switch-master` announcement. During the switch,
+///   commands fail at once with `notConnected`.
+/// - **Cluster**: one connection per primary; each command goes to the primary of its keys' hash slot, following
+///   `MOVED` and `ASK` and retrying `TRYAGAIN`/`CLUSTERDOWN` until the command timeout has passed (so a redirected
+///   command may take up to about twice the timeout). A command, a ``transaction(_:)`` or a write with `WAIT` whose
+///   keys hash to different slots throws ``RedisClientError/Code/crossSlot`` without being sent: give keys that go
+///   together the same `{hash tag}`. ``pipeline(_:)`` may mix slots (it is not atomic): it is split by node. Commands
+///   without keys go to any primary; `SCRIPT`, `FLUSHALL`, `FLUSHDB` and `FUNCTION` to every primary. While a slot has no
+///   reachable primary (a failover is under way), its commands fail at once with `notConnected`; the other slots work.
+///
+/// ``topologyEvents()`` and ``topologyGeneration`` tell a cache that the way to Redis changed.
 public final class RedisClient: Sendable, Service {
     /// The configuration the client was created with.
     public let configuration: RedisClientConfiguration
     let logger: Logger
-    private let slots: [RedisConnectionSlot]
-    private let nextSlot = Atomic<Int>(0)
     private let runState = Mutex<RunState>(.idle)
-    /// How long a command waits for the first connection: the first attempt's connect plus its handshake.
-    private let firstConnectionWait: TimeAmount
+    /// Where commands go.
+    private let backend: Backend
+    let events = RedisTopologyEvents()
+
+    private enum Backend: Sendable {
+        /// One server, or (with a monitor) the master the Sentinels name.
+        case pool(RedisConnectionPool, sentinel: RedisSentinelMonitor?)
+        case cluster(RedisClusterRouter)
+    }
 
     private enum RunState {
         case idle
@@ -49,8 +72,10 @@ public final class RedisClient: Sendable, Service {
     /// - Parameters:
     ///   - configuration: Where and how to connect.
     ///   - eventLoopGroup: The event loops the connections run on; NIO's shared `MultiThreadedEventLoopGroup.singleton` by default.
-    ///     Without ``RedisClientConfiguration/connectionCount``, the pool has one connection per event loop.
-    ///   - logger: Receives connection events (connected, lost, reconnect failures, timeouts). Passwords are never logged.
+    ///     Without ``RedisClientConfiguration/connectionCount``, the pool has one connection per event loop (in a
+    ///     cluster, one per primary; the primaries are spread over the event loops).
+    ///   - logger: Receives connection events (connected, lost, reconnect failures, timeouts, a new master). Passwords
+    ///     are never logged.
     public init(
         configuration: RedisClientConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -58,19 +83,58 @@ public final class RedisClient: Sendable, Service {
     ) {
         self.configuration = configuration
         self.logger = logger
-        // The first attempt may take a connect timeout to connect plus one for the handshake.
-        self.firstConnectionWait = TimeAmount(configuration.connectTimeout) * 2
-        let eventLoops = Array(eventLoopGroup.makeIterator())
-        let count = max(1, configuration.connectionCount ?? eventLoops.count)
-        self.slots = (0..<count).map { index in
-            RedisConnectionSlot(index: index, eventLoop: eventLoops.isEmpty ? eventLoopGroup.next() : eventLoops[index % eventLoops.count])
+        let tls = configuration.tls.map { RedisTLSContext(settings: $0) }
+        var eventLoops = Array(eventLoopGroup.makeIterator())
+        if eventLoops.isEmpty {
+            eventLoops = [eventLoopGroup.next()]
         }
+        let count = max(1, configuration.connectionCount ?? eventLoops.count)
+        var monitor: RedisSentinelMonitor?
+        let target: RedisConnectionPool.Target
+        switch configuration.topology.base {
+        case .standalone:
+            target = .fixed(configuration.endpoint)
+        case .sentinel(let sentinel):
+            let sentinelMonitor = RedisSentinelMonitor(
+                sentinel: sentinel,
+                configuration: configuration,
+                tls: tls,
+                eventLoopGroup: eventLoopGroup,
+                logger: logger,
+                events: self.events
+            )
+            monitor = sentinelMonitor
+            target = .sentinel(sentinelMonitor)
+        case .cluster(let cluster):
+            self.backend = .cluster(
+                RedisClusterRouter(
+                    configuration: configuration,
+                    seeds: cluster.seeds,
+                    tls: tls,
+                    eventLoops: eventLoops,
+                    logger: logger,
+                    events: self.events
+                )
+            )
+            return
+        }
+        let pool = RedisConnectionPool(
+            target: target,
+            configuration: configuration,
+            eventLoops: eventLoops,
+            connectionCount: count,
+            tls: tls,
+            logger: logger,
+            events: self.events
+        )
+        self.backend = .pool(pool, sentinel: monitor)
     }
 
     // MARK: Running
 
-    /// Connects every pool connection, keeps them connected (reconnecting with jittered exponential backoff), and
-    /// returns when the task is cancelled or a graceful shutdown is triggered, after closing the connections.
+    /// Connects every pool connection, keeps them connected (reconnecting with jittered exponential backoff; in
+    /// Sentinel mode, following the master), and returns when the task is cancelled or a graceful shutdown is
+    /// triggered, after closing the connections.
     ///
     /// Call it once. After it returns, commands fail with ``RedisClientError/Code/shutdown``.
     /// - Throws: ``RedisClientError`` with code `shutdown` if the client is already running or has already run.
@@ -83,17 +147,22 @@ public final class RedisClient: Sendable, Service {
         guard canRun else {
             throw RedisClientError(.shutdown, message: "RedisClient.run() was called more than once")
         }
-        self.logger.debug("Redis client starting", metadata: ["redis.endpoint": "\(self.configuration)", "redis.connections": "\(self.slots.count)"])
+        self.logger.debug("Redis client starting", metadata: ["redis.endpoint": "\(self.configuration)"])
         await cancelWhenGracefulShutdown {
-            await withDiscardingTaskGroup { group in
-                for slot in self.slots {
-                    group.addTask {
-                        await self.maintainConnection(slot)
+            switch self.backend {
+            case .pool(let pool, let monitor):
+                await withDiscardingTaskGroup { group in
+                    if let monitor {
+                        group.addTask { await monitor.run() }
                     }
+                    group.addTask { await pool.run() }
                 }
+            case .cluster(let router):
+                await router.run()
             }
         }
         self.runState.withLock { $0 = .finished }
+        self.events.finish()
         self.logger.debug("Redis client stopped")
     }
 
@@ -124,113 +193,64 @@ public final class RedisClient: Sendable, Service {
         }
     }
 
-    /// Keeps one slot connected until the task is cancelled.
-    private func maintainConnection(_ slot: RedisConnectionSlot) async {
-        var logger = self.logger
-        logger[metadataKey: "redis.connection"] = "\(slot.index)"
-        var failedAttempts = 0
-        var hasBeenUnavailable = false
-        while !Task.isCancelled {
-            do {
-                let connection = try await RedisConnection.connect(configuration: self.configuration, eventLoop: slot.eventLoop, logger: logger)
-                if hasBeenUnavailable {
-                    logger.info("Reconnected to Redis", metadata: ["redis.endpoint": "\(self.configuration.endpoint)"])
-                } else {
-                    logger.debug("Connected to Redis", metadata: ["redis.endpoint": "\(self.configuration.endpoint)"])
-                }
-                failedAttempts = 0
-                hasBeenUnavailable = true
-                slot.connectionEstablished(connection)
-                await withTaskCancellationHandler {
-                    try? await connection.closeFuture.get()
-                } onCancel: {
-                    connection.close(because: RedisClientError(.connectionClosed, message: "the Redis client is shutting down"))
-                }
-                slot.connectionUnavailable(RedisClientError(.connectionClosed, message: "the connection to Redis closed"))
-                if Task.isCancelled {
-                    break
-                }
-                logger.warning("Lost the connection to Redis; reconnecting", metadata: ["redis.endpoint": "\(self.configuration.endpoint)"])
-            } catch {
-                let error =
-                    error as? RedisClientError
-                    ?? RedisClientError(.connectFailed, message: "could not connect to Redis", underlyingError: error)
-                slot.connectionUnavailable(error)
-                if Task.isCancelled {
-                    break
-                }
-                failedAttempts += 1
-                // Log the first failure loudly; the retries that follow only at debug level.
-                logger.log(
-                    level: failedAttempts == 1 ? .warning : .debug,
-                    "Could not connect to Redis; retrying",
-                    metadata: ["redis.error": "\(error)", "redis.attempt": "\(failedAttempts)"]
-                )
-            }
-            do {
-                try await Task.sleep(for: self.backoff(afterFailures: failedAttempts))
-            } catch {
-                break
-            }
-        }
-        slot.shutDown()?.close(because: RedisClientError(.connectionClosed, message: "the Redis client is shutting down"))
+    /// The jittered wait before the next connect attempt; see ``RedisClientConfiguration/ReconnectBackoff``.
+    func backoff(afterFailures failures: Int) -> Duration {
+        self.configuration.reconnectBackoff.delay(afterFailures: failures)
     }
 
-    /// The jittered wait before the next connect attempt: `initial * 2^(failures - 1)`, capped at `maximum`, then drawn
-    /// at random between half and all of it.
-    func backoff(afterFailures failures: Int) -> Duration {
-        let policy = self.configuration.reconnectBackoff
-        var delay = policy.initial
-        for _ in 1..<max(1, min(failures, 32)) where delay < policy.maximum {
-            delay *= 2
-        }
-        let seconds = min(delay, policy.maximum) / .seconds(1)
-        guard seconds > 0 else { return .zero }
-        return .seconds(Double.random(in: (seconds / 2)...seconds))
+    // MARK: Topology
+
+    /// A number that grows whenever the way to Redis changes: a pool connection comes up or is lost, the Sentinels
+    /// name a new master, the cluster's slot map changes.
+    ///
+    /// A cache of replies can read it before sending a command and keep the reply only if it is unchanged when the
+    /// reply arrives: then no reconnect, failover or resharding happened in between.
+    public var topologyGeneration: UInt64 {
+        self.events.currentGeneration
+    }
+
+    /// The topology changes from now on, as they happen: connections up and down, a new master, a new slot map.
+    ///
+    /// Each call returns a new stream; it ends when ``run()`` returns. A reader that falls behind loses the oldest
+    /// events beyond 1,000 (``topologyGeneration`` still tells that something changed).
+    public func topologyEvents() -> AsyncStream<RedisTopologyEvent> {
+        self.events.stream()
     }
 
     // MARK: Sending
 
-    /// A connection for the next command: the one on the caller's event loop, else the next connected one in turn.
-    func connection() async throws -> RedisConnection {
-        let count = self.slots.count
-        var start = 0
-        if count > 1 {
-            if let local = self.slots.firstIndex(where: { $0.eventLoop.inEventLoop }) {
-                start = local
-            } else {
-                start = (self.nextSlot.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max) % count
+    /// Sends a command and returns its reply as is, error replies included. In a cluster, to the primary of its keys.
+    func sendRaw(_ command: [RedisArgument]) async throws -> RESPValue {
+        switch self.backend {
+        case .pool(let pool, _):
+            let reply = try await pool.connection().send(command)
+            pool.inspect(reply)
+            return reply
+        case .cluster(let router):
+            let replies = try await router.execute([command], route: try RedisCommandRoute.of(command))
+            guard let reply = replies.first else {
+                throw RedisClientError(.unexpectedReply, message: "no reply to \(command.first?.description ?? "a command")")
             }
+            return reply
         }
-        var startingSlot: RedisConnectionSlot?
-        var firstError: RedisClientError?
-        for offset in 0..<count {
-            let slot = self.slots[(start + offset) % count]
-            switch slot.lookup() {
-            case .connected(let connection):
-                return connection
-            case .starting:
-                startingSlot = startingSlot ?? slot
-            case .unavailable(let error):
-                firstError = firstError ?? error
-            }
-        }
-        if let startingSlot {
-            return try await startingSlot.waitForFirstConnection(timeout: self.firstConnectionWait)
-        }
-        if let firstError, firstError.code == .shutdown {
-            throw firstError
-        }
-        throw RedisClientError(
-            .notConnected,
-            message: "not connected to Redis at \(self.configuration.endpoint)\(firstError.map { ": \($0.message)" } ?? "")",
-            underlyingError: firstError
-        )
     }
 
-    /// Sends a command and returns its reply as is, error replies included.
-    func sendRaw(_ command: [RedisArgument]) async throws -> RESPValue {
-        try await self.connection().send(command)
+    /// Sends commands in one write on one connection and returns their replies as they are, error replies included.
+    /// In a cluster their keys must share a slot (they go to that slot's primary).
+    /// - Parameter extraTimeout: Added to the command timeout (for a trailing `WAIT`).
+    /// - Throws: ``RedisClientError`` with code `crossSlot` in a cluster when the keys span slots; as ``send(_:)-([RedisArgument])``.
+    func pipelineRaw(_ commands: [[RedisArgument]], extraTimeout: Duration = .zero) async throws -> [RESPValue] {
+        switch self.backend {
+        case .pool(let pool, _):
+            let connection = try await pool.connection()
+            let replies = try await connection.pipeline(commands, timeout: connection.commandTimeout + TimeAmount(extraTimeout))
+            for reply in replies {
+                pool.inspect(reply)
+            }
+            return replies
+        case .cluster(let router):
+            return try await router.execute(commands, route: try RedisCommandRoute.of(commands: commands), extraTimeout: extraTimeout)
+        }
     }
 
     /// Sends a command and returns its reply.
@@ -270,7 +290,12 @@ public final class RedisClient: Sendable, Service {
     /// - Throws: ``RedisClientError`` when the replies could not be received (`notConnected`, `timeout`, `connectionClosed`).
     public func pipeline(_ commands: [[RedisArgument]]) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
-        return try await self.connection().pipeline(commands)
+        switch self.backend {
+        case .pool:
+            return try await self.pipelineRaw(commands)
+        case .cluster(let router):
+            return try await router.pipeline(commands)
+        }
     }
 
     /// Runs commands as one `MULTI`/`EXEC` transaction, sent in one write on one connection.
@@ -286,7 +311,7 @@ public final class RedisClient: Sendable, Service {
         batch.reserveCapacity(commands.count + 2)
         batch.append(contentsOf: commands)
         batch.append(["EXEC"])
-        let replies = try await self.connection().pipeline(batch)
+        let replies = try await self.pipelineRaw(batch)
         guard let exec = replies.last else {
             throw RedisClientError(.unexpectedReply, message: "no reply to EXEC")
         }

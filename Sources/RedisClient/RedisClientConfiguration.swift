@@ -1,4 +1,4 @@
-/// Where and how ``RedisClient`` connects: endpoint, credentials, database, pool size, timeouts and reconnect backoff.
+/// Where and how ``RedisClient`` connects: endpoint, credentials, database, TLS, pool size, timeouts and reconnect backoff.
 ///
 /// Build it from a URL at start-up so a mistake fails there, with a one-line message:
 /// ```swift
@@ -53,6 +53,18 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
             self.initial = initial
             self.maximum = maximum
         }
+
+        /// The jittered wait after `failures` failed attempts: `initial * 2^(failures - 1)`, capped at `maximum`, then
+        /// drawn at random between half and all of it.
+        func delay(afterFailures failures: Int) -> Duration {
+            var delay = self.initial
+            for _ in 1..<max(1, min(failures, 32)) where delay < self.maximum {
+                delay *= 2
+            }
+            let seconds = min(delay, self.maximum) / .seconds(1)
+            guard seconds > 0 else { return .zero }
+            return .seconds(Double.random(in: (seconds / 2)...seconds))
+        }
     }
 
     /// The server to connect to.
@@ -63,7 +75,12 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
     public var password: String?
     /// The database selected with `SELECT` on every (re)connect when it is not 0.
     public var database: Int
-    /// How many connections the pool keeps; `nil` for one per event loop of the client's event loop group.
+    /// TLS for every connection, or `nil` for plain TCP (or a Unix socket). See ``TLS``.
+    public var tls: TLS?
+    /// One server (the default), Sentinel, or Cluster. See ``Topology``.
+    public var topology: Topology
+    /// How many connections the pool keeps; `nil` for one per event loop of the client's event loop group. In a
+    /// cluster, how many each primary gets; `nil` for one.
     public var connectionCount: Int?
     /// The limit for a TCP/Unix connect, and separately for the `AUTH`/`SELECT`/`PING` handshake that follows it.
     /// Commands issued before the first connection is up wait for that first attempt (connect and handshake).
@@ -80,7 +97,10 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
     ///   - username: The ACL user for `AUTH`, or `nil`.
     ///   - password: The password for `AUTH`, or `nil` to skip `AUTH`.
     ///   - database: The database to `SELECT`; 0 by default.
-    ///   - connectionCount: The pool size; `nil` (the default) for one connection per event loop.
+    ///   - tls: TLS settings, or `nil` (the default) for no TLS.
+    ///   - topology: ``Topology/standalone`` (the default), a Sentinel or a Cluster topology.
+    ///   - connectionCount: The pool size; `nil` (the default) for one connection per event loop (in a cluster: per
+    ///     primary, `nil` for one).
     ///   - connectTimeout: The connect limit, and the handshake limit; 1 s by default.
     ///   - commandTimeout: The per-command reply limit; 1 s by default.
     ///   - reconnectBackoff: The wait between reconnect attempts; 50 ms doubling up to 2 s by default.
@@ -89,6 +109,8 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
         username: String? = nil,
         password: String? = nil,
         database: Int = 0,
+        tls: TLS? = nil,
+        topology: Topology = .standalone,
         connectionCount: Int? = nil,
         connectTimeout: Duration = .seconds(1),
         commandTimeout: Duration = .seconds(1),
@@ -98,6 +120,8 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
         self.username = username
         self.password = password
         self.database = database
+        self.tls = tls
+        self.topology = topology
         self.connectionCount = connectionCount
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
@@ -111,6 +135,14 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
     /// - `redis://:password@host:port` (password only) and `redis://user:password@host:port` (ACL user);
     ///   user and password are percent-decoded
     /// - `unix:///path/to.sock`, `unix:///path/to.sock?db=N`, `unix://:password@/path/to.sock`
+    /// - `rediss://...`: as `redis://`, over TLS (port 6379 by default too), with optional query parameters
+    ///   (values percent-decoded) that fill ``tls``:
+    ///   - `ca=PATH`: a PEM file of CA certificates to trust instead of the system's (``TLS/caCertificatePath``)
+    ///   - `cert=PATH&key=PATH`: a client certificate and its key, for mutual TLS (``TLS/certificatePath``, ``TLS/privateKeyPath``)
+    ///   - `sni=NAME`: the name to send and to verify instead of the host (``TLS/serverName``)
+    ///   - `verify=full` (the default) or `verify=none` (no certificate check; development only) (``TLS/verification``)
+    ///
+    ///   For example `rediss://:secret@redis.internal:6380/0?ca=/etc/ssl/redis-ca.pem&cert=/etc/app/redis.crt&key=/etc/app/redis.key`.
     ///
     /// - Parameter url: The URL.
     /// - Throws: ``RedisClientError`` with code ``RedisClientError/Code/invalidURL`` and a one-line message naming what is
@@ -123,6 +155,7 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
         self.username = parsed.username
         self.password = parsed.password
         self.database = parsed.database
+        self.tls = parsed.tls
     }
 
     /// The configuration as a URL-like text with the password hidden; safe to log.
@@ -131,11 +164,52 @@ public struct RedisClientConfiguration: Sendable, CustomStringConvertible {
         if self.password != nil {
             credentials = "\(self.username ?? ""):***@"
         }
-        switch self.endpoint.base {
-        case .tcp:
-            return "redis://\(credentials)\(self.endpoint)/\(self.database)"
-        case .unixSocket(let path):
-            return "unix://\(credentials)\(path)?db=\(self.database)"
+        let tlsQuery = self.tls.map(\.queryDescription) ?? ""
+        let scheme = self.tls == nil ? "redis" : "rediss"
+        let query = tlsQuery.isEmpty ? "" : "?\(tlsQuery)"
+        switch (self.topology.base, self.endpoint.base) {
+        case (.standalone, .tcp):
+            return "\(scheme)://\(credentials)\(self.endpoint)/\(self.database)\(query)"
+        case (.standalone, .unixSocket(let path)):
+            return "unix://\(credentials)\(path)?db=\(self.database)\(self.tls == nil ? "" : " (TLS)")"
+        case (.sentinel, _):
+            return "\(scheme)://\(credentials)<master>/\(self.database)\(query) (\(self.topology))"
+        case (.cluster, _):
+            return "\(scheme)://\(credentials)<node>\(query) (\(self.topology))"
+        }
+    }
+}
+
+extension RedisClientConfiguration {
+    /// Checks the settings that can only be checked by reading files or combining fields: the topology's lists are not
+    /// empty, a cluster uses database 0, and the TLS certificate and key files are read and parsed (so a wrong path
+    /// fails at start-up, not at the first connect).
+    ///
+    /// Reads files: call it at start-up, not on an event loop. ``RedisClient`` does not need it; it reports the same
+    /// problems as connect errors.
+    /// - Throws: ``RedisClientError`` with code `invalidConfiguration` for settings that do not go together, or
+    ///   `connectFailed` naming a TLS file that cannot be used.
+    public func validate() throws(RedisClientError) {
+        switch self.topology.base {
+        case .standalone:
+            break
+        case .sentinel(let sentinel):
+            guard !sentinel.endpoints.isEmpty else {
+                throw RedisClientError(.invalidConfiguration, message: "Sentinel: the list of Sentinels is empty")
+            }
+            guard !sentinel.masterName.isEmpty else {
+                throw RedisClientError(.invalidConfiguration, message: "Sentinel: the master name is empty")
+            }
+        case .cluster(let cluster):
+            guard !cluster.seeds.isEmpty else {
+                throw RedisClientError(.invalidConfiguration, message: "Cluster: the list of seed nodes is empty")
+            }
+            guard self.database == 0 else {
+                throw RedisClientError(.invalidConfiguration, message: "Cluster: Redis Cluster has only database 0, not \(self.database)")
+            }
+        }
+        if let tls = self.tls {
+            _ = try RedisTLSContext.makeContext(tls)
         }
     }
 }

@@ -13,9 +13,11 @@ public struct RedisClientError: Error, CustomStringConvertible {
             case commandError
             case unexpectedReply
             case invalidURL
+            case invalidConfiguration
             case protocolError
             case connectFailed
             case shutdown
+            case crossSlot
         }
 
         private let base: Base
@@ -37,12 +39,18 @@ public struct RedisClientError: Error, CustomStringConvertible {
         public static var unexpectedReply: Self { .init(.unexpectedReply) }
         /// The configuration URL is malformed; the message names what is wrong.
         public static var invalidURL: Self { .init(.invalidURL) }
+        /// Settings that cannot work (an empty Sentinel list, a database other than 0 with a cluster, a malformed
+        /// endpoint list); the message names what is wrong.
+        public static var invalidConfiguration: Self { .init(.invalidConfiguration) }
         /// The bytes received are not valid RESP, or a command could not be encoded. The connection was closed.
         public static var protocolError: Self { .init(.protocolError) }
         /// Connecting to Redis failed: TCP/Unix connect, or the AUTH / SELECT / PING handshake.
         public static var connectFailed: Self { .init(.connectFailed) }
         /// The client is not running: ``RedisClient/run()`` has returned or was never started.
         public static var shutdown: Self { .init(.shutdown) }
+        /// Redis Cluster: the keys of a command (or of a transaction, or a command and its `WAIT`) hash to different
+        /// slots, so no node could run it; it was not sent. Give keys that must go together the same `{hash tag}`.
+        public static var crossSlot: Self { .init(.crossSlot) }
 
         public var description: String {
             switch self.base {
@@ -52,9 +60,11 @@ public struct RedisClientError: Error, CustomStringConvertible {
             case .commandError: "commandError"
             case .unexpectedReply: "unexpectedReply"
             case .invalidURL: "invalidURL"
+            case .invalidConfiguration: "invalidConfiguration"
             case .protocolError: "protocolError"
             case .connectFailed: "connectFailed"
             case .shutdown: "shutdown"
+            case .crossSlot: "crossSlot"
             }
         }
     }

@@ -1,10 +1,11 @@
-/// Parses `redis://` and `unix://` URLs for ``RedisClientConfiguration/init(url:)``.
+/// Parses `redis://`, `rediss://` and `unix://` URLs for ``RedisClientConfiguration/init(url:)``.
 struct RedisURLParser {
     struct Result {
         var endpoint: RedisClientConfiguration.Endpoint
         var username: String?
         var password: String?
         var database: Int
+        var tls: RedisClientConfiguration.TLS?
     }
 
     let url: String
@@ -24,23 +25,34 @@ struct RedisURLParser {
         let rest = self.url[separator.upperBound...]
         switch scheme {
         case "redis":
-            return try self.parseTCP(rest)
+            return try self.parseTCP(rest, tls: false)
+        case "rediss":
+            return try self.parseTCP(rest, tls: true)
         case "unix":
             return try self.parseUnix(rest)
-        case "rediss":
-            throw self.invalid("TLS (rediss://) is not supported; use redis:// or unix://")
         case "":
-            throw self.invalid("missing scheme; expected redis:// or unix://")
+            throw self.invalid("missing scheme; expected redis://, rediss:// or unix://")
         default:
-            throw self.invalid("unsupported scheme '\(scheme)://'; expected redis:// or unix://")
+            throw self.invalid("unsupported scheme '\(scheme)://'; expected redis://, rediss:// or unix://")
         }
     }
 
-    // MARK: redis://
+    // MARK: redis:// and rediss://
 
-    private func parseTCP(_ rest: Substring) throws(RedisClientError) -> Result {
-        if rest.contains("?") || rest.contains("#") {
-            throw self.invalid("query parameters and fragments are not supported in redis:// URLs; put the database in the path (/db)")
+    private func parseTCP(_ rest: Substring, tls: Bool) throws(RedisClientError) -> Result {
+        var rest = rest
+        if rest.contains("#") {
+            throw self.invalid("fragments are not supported in redis:// URLs")
+        }
+        var query: Substring?
+        if let questionMark = rest.firstIndex(of: "?") {
+            guard tls else {
+                throw self.invalid(
+                    "query parameters are not supported in redis:// URLs; put the database in the path (/db), TLS options need rediss://"
+                )
+            }
+            query = rest[rest.index(after: questionMark)...]
+            rest = rest[..<questionMark]
         }
         let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
         var authority = rest[..<authorityEnd]
@@ -59,28 +71,76 @@ struct RedisURLParser {
         if path.count > 1 {
             database = try self.parseDatabase(path.dropFirst())
         }
-        return Result(endpoint: .tcp(host: host, port: port), username: username, password: password, database: database)
+        let tlsSettings = tls ? try self.parseTLSQuery(query ?? "") : nil
+        return Result(endpoint: .tcp(host: host, port: port), username: username, password: password, database: database, tls: tlsSettings)
+    }
+
+    /// The TLS settings of a `rediss://` URL's query: `ca`, `cert`, `key`, `sni`, `verify`.
+    private func parseTLSQuery(_ query: Substring) throws(RedisClientError) -> RedisClientConfiguration.TLS {
+        var settings = RedisClientConfiguration.TLS()
+        for parameter in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = parameter.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = parts[0]
+            guard parts.count == 2, !parts[1].isEmpty else {
+                throw self.invalid("query parameter '\(name)' needs a value, as in \(name)=...")
+            }
+            guard let value = Self.percentDecoded(parts[1]) else {
+                throw self.invalid("invalid percent-encoding in the value of '\(name)'")
+            }
+            switch name {
+            case "ca": settings.caCertificatePath = value
+            case "cert": settings.certificatePath = value
+            case "key": settings.privateKeyPath = value
+            case "sni": settings.serverName = value
+            case "verify":
+                switch value {
+                case "full": settings.verification = .full
+                case "none": settings.verification = .none
+                default: throw self.invalid("verify must be 'full' or 'none', not '\(value)'")
+                }
+            default:
+                throw self.invalid("unknown query parameter '\(name)'; rediss:// takes ca, cert, key, sni and verify")
+            }
+        }
+        if (settings.certificatePath == nil) != (settings.privateKeyPath == nil) {
+            throw self.invalid("cert= and key= go together: a client certificate needs its private key")
+        }
+        return settings
     }
 
     private func parseHostAndPort(_ authority: Substring) throws(RedisClientError) -> (String, Int) {
+        do {
+            return try Self.hostAndPort(authority, defaultPort: 6379)
+        } catch {
+            throw self.invalid(error.reason)
+        }
+    }
+
+    /// Why a `host[:port]` could not be parsed.
+    struct HostAndPortError: Error {
+        var reason: String
+    }
+
+    /// Parses `host`, `host:port`, `[v6]` or `[v6]:port`.
+    static func hostAndPort(_ authority: Substring, defaultPort: Int) throws(HostAndPortError) -> (String, Int) {
         var host: Substring
         var portText: Substring?
         if authority.hasPrefix("[") {
             guard let close = authority.firstIndex(of: "]") else {
-                throw self.invalid("missing ']' after the IPv6 address")
+                throw HostAndPortError(reason: "missing ']' after the IPv6 address")
             }
             host = authority[authority.index(after: authority.startIndex)..<close]
             let after = authority[authority.index(after: close)...]
             if !after.isEmpty {
                 guard after.hasPrefix(":") else {
-                    throw self.invalid("unexpected '\(after)' after the IPv6 address; expected ':port'")
+                    throw HostAndPortError(reason: "unexpected '\(after)' after the IPv6 address; expected ':port'")
                 }
                 portText = after.dropFirst()
             }
         } else {
             let colons = authority.filter { $0 == ":" }.count
             if colons > 1 {
-                throw self.invalid("an IPv6 address must be written in brackets, as in redis://[::1]:6379")
+                throw HostAndPortError(reason: "an IPv6 address must be written in brackets, as in redis://[::1]:6379")
             }
             if let colon = authority.firstIndex(of: ":") {
                 host = authority[..<colon]
@@ -90,19 +150,19 @@ struct RedisURLParser {
             }
         }
         guard !host.isEmpty else {
-            throw self.invalid("missing host")
+            throw HostAndPortError(reason: "missing host")
         }
         let allowed: (Character) -> Bool = { $0.isASCII && ($0.isLetter || $0.isNumber || "-._:%".contains($0)) }
         guard host.allSatisfy(allowed) else {
-            throw self.invalid("host '\(host)' contains characters that are not allowed in a host name")
+            throw HostAndPortError(reason: "host '\(host)' contains characters that are not allowed in a host name")
         }
-        var port = 6379
+        var port = defaultPort
         if let portText {
             guard !portText.isEmpty else {
-                throw self.invalid("missing port number after ':'")
+                throw HostAndPortError(reason: "missing port number after ':'")
             }
             guard portText.allSatisfy(Self.isDigit), let value = Int(portText), (1...65535).contains(value) else {
-                throw self.invalid("port '\(portText)' is not a number between 1 and 65535")
+                throw HostAndPortError(reason: "port '\(portText)' is not a number between 1 and 65535")
             }
             port = value
         }
@@ -147,7 +207,7 @@ struct RedisURLParser {
                 database = try self.parseDatabase(parts[1])
             }
         }
-        return Result(endpoint: .unixSocket(path: path), username: username, password: password, database: database)
+        return Result(endpoint: .unixSocket(path: path), username: username, password: password, database: database, tls: nil)
     }
 
     // MARK: Shared parts

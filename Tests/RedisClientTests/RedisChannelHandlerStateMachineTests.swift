@@ -15,6 +15,31 @@ import Testing
         return stateMachine
     }
 
+    @Test func aSubscriberConnectionHandsMessagesToThePushHandlerAndRepliesToCommands() {
+        var stateMachine = StateMachine(acceptsPushes: true)
+        stateMachine.channelActive(context: "ctx")
+        _ = stateMachine.commandEncoded(promise: 1, deadline: self.start + .seconds(1))
+        let confirmation = RESPValue.array([.bulkString(Array("subscribe".utf8)), .bulkString(Array("+switch-master".utf8)), .integer(1)])
+        guard case .succeed(1, confirmation) = stateMachine.replyReceived(confirmation) else {
+            Issue.record("the subscription's confirmation is the SUBSCRIBE reply")
+            return
+        }
+        let message = RESPValue.array([
+            .bulkString(Array("message".utf8)), .bulkString(Array("+switch-master".utf8)), .bulkString(Array("m a 1 b 2".utf8)),
+        ])
+        guard case .push(message) = stateMachine.replyReceived(message) else {
+            Issue.record("a message is a push, with no command waiting")
+            return
+        }
+        #expect(stateMachine.pendingCount == 0)
+        // A data connection treats the same array as a reply no command waited for.
+        var data = self.connected()
+        guard case .failAllAndClose = data.replyReceived(message) else {
+            Issue.record("an unexpected array closes a data connection")
+            return
+        }
+    }
+
     @Test func firstCommandSchedulesOneFlushAndArmsTheTimer() {
         var stateMachine = self.connected()
         let deadline = self.start + .seconds(1)

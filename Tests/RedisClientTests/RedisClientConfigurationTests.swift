@@ -60,7 +60,14 @@ import Testing
         ("://host", "missing scheme"),
         ("localhost:6379", "expected redis://"),
         ("http://localhost", "unsupported scheme 'http://'"),
-        ("rediss://localhost", "TLS (rediss://) is not supported"),
+        ("rediss://localhost?ca", "query parameter 'ca' needs a value"),
+        ("rediss://localhost?ca=", "query parameter 'ca' needs a value"),
+        ("rediss://localhost?verify=maybe", "verify must be 'full' or 'none'"),
+        ("rediss://localhost?cert=/c.pem", "cert= and key= go together"),
+        ("rediss://localhost?key=/k.pem", "cert= and key= go together"),
+        ("rediss://localhost?db=1", "unknown query parameter 'db'"),
+        ("rediss://localhost?ca=%zz", "invalid percent-encoding in the value of 'ca'"),
+        ("redis://host#x", "fragments are not supported"),
         ("redis://", "missing host"),
         ("redis://:6379", "missing host"),
         ("redis://host:", "missing port number"),
@@ -71,7 +78,7 @@ import Testing
         ("redis://host/x", "database 'x' is not a non-negative integer"),
         ("redis://host/-1", "database '-1' is not a non-negative integer"),
         ("redis://host/1/2", "database '1/2' is not a non-negative integer"),
-        ("redis://host?db=1", "query parameters and fragments are not supported"),
+        ("redis://host?db=1", "query parameters are not supported in redis:// URLs"),
         ("redis://ho st", "host 'ho st' contains characters"),
         ("redis://::1:6379", "IPv6 address must be written in brackets"),
         ("redis://[::1", "missing ']'"),
@@ -98,6 +105,66 @@ import Testing
         // Credentials without ':' may be a password: it must not be echoed either.
         let bare = #expect(throws: RedisClientError.self) { try RedisClientConfiguration(url: "redis://hunter2@host") }
         #expect(bare?.message.contains("hunter2") == false)
+    }
+
+    @Test func redissWithoutParametersVerifiesAgainstTheSystemTrustStore() throws {
+        let configuration = try RedisClientConfiguration(url: "rediss://:pw@cache.example.com/1")
+        #expect(configuration.endpoint == .tcp(host: "cache.example.com", port: 6379))
+        #expect(configuration.password == "pw")
+        #expect(configuration.database == 1)
+        #expect(configuration.tls == RedisClientConfiguration.TLS())
+        #expect(configuration.tls?.verification == .full)
+        #expect(try RedisClientConfiguration(url: "redis://h").tls == nil)
+    }
+
+    @Test func redissQueryParametersFillTheTLSSettings() throws {
+        let configuration = try RedisClientConfiguration(
+            url: "rediss://u:p@10.0.0.7:6380/0?ca=/etc/ssl/ca%20bundle.pem&cert=/etc/app/c.pem&key=/etc/app/k.pem&sni=redis.internal"
+        )
+        #expect(configuration.endpoint == .tcp(host: "10.0.0.7", port: 6380))
+        let tls = try #require(configuration.tls)
+        #expect(tls.caCertificatePath == "/etc/ssl/ca bundle.pem")
+        #expect(tls.certificatePath == "/etc/app/c.pem")
+        #expect(tls.privateKeyPath == "/etc/app/k.pem")
+        #expect(tls.serverName == "redis.internal")
+        #expect(tls.verification == .full)
+        let insecure = try RedisClientConfiguration(url: "rediss://h?verify=none")
+        #expect(insecure.tls?.verification == RedisClientConfiguration.TLS.Verification.none)
+        #expect(
+            configuration.description
+                == "rediss://u:***@10.0.0.7:6380/0?ca=/etc/ssl/ca bundle.pem&cert=/etc/app/c.pem&key=/etc/app/k.pem&sni=redis.internal"
+        )
+    }
+
+    @Test func endpointListsForSentinelsAndClusterNodes() throws {
+        let endpoints = try RedisClientConfiguration.Endpoint.list("10.0.0.1:26380, sentinel-b ,[::1]:26381", defaultPort: 26379)
+        #expect(endpoints == [.tcp(host: "10.0.0.1", port: 26380), .tcp(host: "sentinel-b", port: 26379), .tcp(host: "::1", port: 26381)])
+        for (list, expected) in [("", "an entry is empty"), ("a,,b", "an entry is empty"), ("a:0", "port '0'"), ("a b", "host 'a b'")] {
+            let error = #expect(throws: RedisClientError.self) { try RedisClientConfiguration.Endpoint.list(list, defaultPort: 6379) }
+            #expect(error?.code == .invalidConfiguration)
+            #expect(error?.message.contains(expected) == true, "\(error?.message ?? "no error")")
+        }
+    }
+
+    @Test func topologiesAreValidatedAndDescribed() throws {
+        var configuration = try RedisClientConfiguration(url: "redis://:pw@ignored/0")
+        configuration.topology = .sentinel(.init(endpoints: [.tcp(host: "s1", port: 26379)], masterName: "sessions", password: "sentinel-pw"))
+        try configuration.validate()
+        #expect(configuration.topology.sentinel?.masterName == "sessions")
+        #expect(configuration.description == "redis://:***@<master>/0 (sentinel master 'sessions' via s1:26379)")
+        #expect(!configuration.description.contains("sentinel-pw"))
+
+        configuration.topology = .sentinel(.init(endpoints: [], masterName: "sessions"))
+        #expect(throws: RedisClientError.self) { try configuration.validate() }
+        configuration.topology = .sentinel(.init(endpoints: [.tcp(host: "s1")], masterName: ""))
+        #expect(throws: RedisClientError.self) { try configuration.validate() }
+
+        configuration.topology = .cluster(.init(seeds: [.tcp(host: "n1", port: 7000)]))
+        try configuration.validate()
+        configuration.database = 1
+        let error = #expect(throws: RedisClientError.self) { try configuration.validate() }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.message.contains("only database 0") == true)
     }
 
     @Test func descriptionHidesThePassword() throws {

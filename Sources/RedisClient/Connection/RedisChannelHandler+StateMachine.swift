@@ -43,8 +43,15 @@ extension RedisChannelHandler {
         private var flushScheduled = false
         /// The deadline the timeout timer is armed for, if it is armed.
         private var timerDeadline: NIODeadline?
+        /// A subscriber connection: `message` and `pmessage` arrays are pushes, not replies.
+        private let acceptsPushes: Bool
 
-        init() {}
+        /// - Parameter acceptsPushes: `true` for a connection that will `SUBSCRIBE`: in RESP2, a published message
+        ///   arrives as an array `["message", channel, payload]` (or `["pmessage", pattern, channel, payload]`) that no
+        ///   command waits for.
+        init(acceptsPushes: Bool = false) {
+            self.acceptsPushes = acceptsPushes
+        }
 
         // MARK: Events
 
@@ -109,6 +116,8 @@ extension RedisChannelHandler {
         enum ReplyAction {
             /// Complete the promise with the reply.
             case succeed(Promise, RESPValue)
+            /// A pub/sub message on a subscriber connection: hand it to the push handler.
+            case push(RESPValue)
             /// The reply belongs to a pipeline that still waits for more replies, or the channel is closed.
             case none
             /// Fail every promise and close the channel.
@@ -119,6 +128,9 @@ extension RedisChannelHandler {
         mutating func replyReceived(_ value: RESPValue) -> ReplyAction {
             guard case .connected(let context) = self.state else {
                 return .none
+            }
+            if self.acceptsPushes, case .array(let elements) = value, let kind = elements.first?.string, kind == "message" || kind == "pmessage" {
+                return .push(value)
             }
             guard !self.pending.isEmpty else {
                 self.close(because: RedisClientError(.unexpectedReply, message: "Redis sent a reply that no command was waiting for"))
@@ -225,7 +237,11 @@ extension RedisChannelHandler {
         }
 
         private static func notSentError(closedBecause error: RedisClientError) -> RedisClientError {
-            RedisClientError(.notConnected, message: "the connection to Redis is closed (\(error.message)); the command was not sent")
+            RedisClientError(
+                .notConnected,
+                message: "the connection to Redis is closed (\(error.message)); the command was not sent",
+                underlyingError: error
+            )
         }
     }
 }

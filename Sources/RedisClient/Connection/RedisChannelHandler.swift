@@ -20,7 +20,11 @@ final class RedisChannelHandler: ChannelInboundHandler {
     typealias Promise = UnsafeContinuation<RESPValue, any Error>
     #endif
 
-    private var stateMachine = StateMachine<ChannelHandlerContext, Promise>()
+    /// Receives the pub/sub messages of a subscriber connection, on the event loop.
+    typealias PushHandler = @Sendable (RESPValue) -> Void
+
+    private var stateMachine: StateMachine<ChannelHandlerContext, Promise>
+    private let pushHandler: PushHandler?
     private let decoder: HiredisReplyDecoder
     private var encoder = HiredisCommandEncoder()
     /// Commands encoded during this event-loop pass, written with one flush.
@@ -34,8 +38,12 @@ final class RedisChannelHandler: ChannelInboundHandler {
     private static let outboundCapacity = 16 * 1024
     private static let maximumRetainedOutboundCapacity = 1024 * 1024
 
+    /// - Parameter pushHandler: For a subscriber connection: receives each published message (`["message", channel,
+    ///   payload]`).
     /// - Throws: ``RedisClientError`` when hiredis cannot allocate its reply reader.
-    init(eventLoop: any EventLoop, logger: Logger) throws(RedisClientError) {
+    init(eventLoop: any EventLoop, logger: Logger, pushHandler: PushHandler? = nil) throws(RedisClientError) {
+        self.stateMachine = StateMachine(acceptsPushes: pushHandler != nil)
+        self.pushHandler = pushHandler
         self.decoder = try HiredisReplyDecoder()
         self.eventLoop = eventLoop
         self.logger = logger
@@ -210,6 +218,8 @@ final class RedisChannelHandler: ChannelInboundHandler {
                 switch self.stateMachine.replyReceived(value) {
                 case .succeed(let promise, let value):
                     promise.resume(returning: value)
+                case .push(let value):
+                    self.pushHandler?(value)
                 case .none:
                     break
                 case .failAllAndClose(let context, let failures):

@@ -80,6 +80,29 @@ enum Integration {
         }
     }
 
+    /// The first event of `events` that `matches`, waiting at most `limit`; `nil` if none came.
+    static func firstEvent(
+        in events: AsyncStream<RedisTopologyEvent>,
+        within limit: Duration = .seconds(10),
+        where matches: @escaping @Sendable (RedisTopologyEvent) -> Bool
+    ) async -> RedisTopologyEvent? {
+        await withTaskGroup(of: RedisTopologyEvent?.self) { group in
+            group.addTask {
+                for await event in events where matches(event) {
+                    return event
+                }
+                return nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
     /// The `RedisClientError` that `operation` throws, or `nil` when it succeeds; records an issue for other errors.
     static func errorOf<T>(
         isolation: isolated (any Actor)? = #isolation,

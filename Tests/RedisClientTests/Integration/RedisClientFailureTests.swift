@@ -148,6 +148,7 @@ import Testing
             let start = clock.now
             let error = await Integration.errorOf { try await client.ping() }
             #expect(error?.code == .notConnected)
+            // Twice the connect timeout, plus slack for a loaded machine: it ends, it does not hang.
             #expect(clock.now - start < .milliseconds(400) + Self.schedulingMargin)
         }
     }
@@ -155,21 +156,23 @@ import Testing
     @Test func refusedConnectionsFailFastAtStartUp() async throws {
         let port = try RedisServerProcess.freePort()
         var configuration = RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port))
-        configuration.connectTimeout = .seconds(30)
+        configuration.connectTimeout = .seconds(10)
         try await RedisClient.withClient(configuration, logger: Integration.logger) { client in
             let clock = ContinuousClock()
             let start = clock.now
             let error = await Integration.errorOf { try await client.ping() }
             #expect(error?.code == .notConnected)
             #expect(error?.message.contains("127.0.0.1:\(port)") == true, "\(String(describing: error))")
-            // Refused at once: no waiting for the 30 s connect timeout.
-            #expect(clock.now - start < .seconds(5) + Self.schedulingMargin)
+            // Refused at once: no waiting for the 10 s connect timeout (the bound leaves room for the cooperative pool
+            // being busy with the 10,000-command test running in parallel on the same 2 cores: 2 s was seen).
+            #expect(clock.now - start < .seconds(5))
         }
     }
 
     /// Added to the bounds on how long a failing command may take. The suites run in parallel in a debug build on a
-    /// 2-core machine, where timers can fire a second late; the bounds prove "ends, never hangs", not latency.
-    static let schedulingMargin = Duration.seconds(2)
+    /// 2-core machine (with the Sentinel and Cluster suites' servers alongside), where timers were seen to fire up to
+    /// 2.7 s late; the bounds prove "ends, never hangs", not latency.
+    static let schedulingMargin = Duration.seconds(3)
 
     /// Polls `condition` every 5 ms, at most 10 s.
     static func waitUntil(
