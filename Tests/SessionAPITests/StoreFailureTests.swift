@@ -21,7 +21,17 @@ struct VanishingSessionStore: SessionStore {
         false
     }
 
-    func deleteSessions(userID: String) async throws {}
+    func sessions(userID: String) async throws -> [SessionInfo] {
+        try await self.inner.sessions(userID: userID)
+    }
+
+    func deleteSession(userID: String, handle: String) async throws -> Bool {
+        false
+    }
+
+    func deleteSessions(userID: String, keeping sessionID: String?) async throws -> Int {
+        0
+    }
 
     func checkReady() async throws {}
 }
@@ -33,7 +43,9 @@ struct UnavailableSessionStore: SessionStore {
     func createSession(userID: String, metadata: SessionMetadata, replacing previousSessionID: String?) async throws -> String { throw Self.error }
     func userID(sessionID: String) async throws -> String? { throw Self.error }
     func deleteSession(sessionID: String) async throws -> Bool { throw Self.error }
-    func deleteSessions(userID: String) async throws { throw Self.error }
+    func sessions(userID: String) async throws -> [SessionInfo] { throw Self.error }
+    func deleteSession(userID: String, handle: String) async throws -> Bool { throw Self.error }
+    func deleteSessions(userID: String, keeping sessionID: String?) async throws -> Int { throw Self.error }
     func checkReady() async throws { throw Self.error }
 }
 

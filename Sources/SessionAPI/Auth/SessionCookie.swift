@@ -6,10 +6,14 @@ package struct SessionCookie: Sendable {
     package let name: String
     /// `SESSION_COOKIE_SECURE`: the browser sends the cookie over HTTPS only (always on for `__Host-`).
     package let secure: Bool
+    /// The session's lifetime in seconds, sent as `Max-Age` so the browser drops the cookie when the session
+    /// ends; `nil` (sessions that never expire): a browser-session cookie, as the original's.
+    package let maxAge: Int?
 
-    package init(name: String, secure: Bool) {
+    package init(name: String, secure: Bool, maxAge: Int? = nil) {
         self.name = name
         self.secure = secure
+        self.maxAge = maxAge
     }
 
     /// What a request carries under the cookie's name.
@@ -44,10 +48,10 @@ package struct SessionCookie: Sendable {
         return String(value)
     }
 
-    /// The `Set-Cookie` that hands `sessionID` to the client: `HttpOnly; SameSite=Lax; Path=/` (+ `Secure`),
-    /// no `Domain`, so it is a host-only cookie (what `__Host-` requires).
+    /// The `Set-Cookie` that hands `sessionID` to the client: `HttpOnly; SameSite=Lax; Path=/` (+ `Secure`,
+    /// `Max-Age`), no `Domain`, so it is a host-only cookie (what `__Host-` requires).
     package func issuing(_ sessionID: String) throws -> Cookie {
-        try Cookie.validated(name: self.name, value: sessionID, path: "/", secure: self.secure, httpOnly: true, sameSite: .lax)
+        try Cookie.validated(name: self.name, value: sessionID, maxAge: self.maxAge, path: "/", secure: self.secure, httpOnly: true, sameSite: .lax)
     }
 
     /// The `Set-Cookie` that tells the browser to drop the cookie.

@@ -18,6 +18,8 @@ package struct AppConfiguration: Sendable {
     package var sessionCookieHostPrefix: Bool = false
     /// Absolute session lifetime in seconds; `<= 0` means sessions never expire.
     package var sessionDuration: Int = 0
+    /// `SESSION_MAX_PER_USER`: a login past it ends the user's oldest session.
+    package var sessionMaximumPerUser: Int = 100
     /// Sliding idle timeout in seconds (Redis sessions only); `nil` disables it.
     package var sessionIdleTimeout: Int?
     /// Adds `Secure` to the session cookie (set it when clients reach the server over TLS).
@@ -87,6 +89,7 @@ package struct AppConfiguration: Sendable {
         } else if self.authType == .sessionRedisAuth {
             self.sessionDuration = 86_400
         }
+        if let maximum = try integer("SESSION_MAX_PER_USER", 1...100_000, "a number of sessions") { self.sessionMaximumPerUser = maximum }
         if let idle = try integer("SESSION_IDLE_TIMEOUT", 0...Self.longestLifetime, "a number of seconds") {
             self.sessionIdleTimeout = idle > 0 ? idle : nil
         }

@@ -34,8 +34,11 @@ package func buildRouter(_ configuration: AppConfiguration, stores: AppStores) t
     let router = Router(context: AppRequestContext.self, options: [.autoGenerateHeadEndpoints])
     let clientAddress = ClientAddress(trustedProxies: configuration.trustedProxies)
     let hasher = PasswordHasher(cost: configuration.passwordHashCost, maximumQueued: configuration.passwordHashQueueLimit)
-    let cookie = SessionCookie(name: configuration.sessionCookieName, secure: configuration.sessionCookieSecure)
+    // Max-Age follows the session's lifetime where sessions expire (session_auth's never do).
+    let lifetime = configuration.authType != .sessionAuth && configuration.sessionDuration > 0 ? configuration.sessionDuration : nil
+    let cookie = SessionCookie(name: configuration.sessionCookieName, secure: configuration.sessionCookieSecure, maxAge: lifetime)
     router.add(middleware: RequestLogMiddleware(clientAddress: clientAddress))
+    router.add(middleware: NoStoreMiddleware())
     // With AUTH_TYPE unset, no page of another origin may send writes (an open API by accident, even on loopback).
     router.add(middleware: CORSForAPIMiddleware(allowingWrites: configuration.authType != nil))
     router.add(middleware: ErrorMiddleware())

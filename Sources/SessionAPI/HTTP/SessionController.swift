@@ -12,6 +12,9 @@ package struct SessionController: Sendable {
     package func addRoutes(to routes: RouteTable) {
         routes.on("/api/v1/auth_session/login", .post) { request, context in try await self.login(request, context: context) }
         routes.onAuthenticated("/api/v1/auth_session/logout", .delete) { _, context in try await self.logout(context: context) }
+        routes.onAuthenticated("/api/v1/users/me/sessions", .get) { _, context in try await self.listSessions(context: context) }
+        routes.onAuthenticated("/api/v1/users/me/sessions", .delete) { _, context in try await self.endOtherSessions(context: context) }
+        routes.onAuthenticated("/api/v1/users/me/sessions/:handle", .delete) { _, context in try await self.endSession(context: context) }
     }
 
     func login(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -55,5 +58,64 @@ package struct SessionController: Sendable {
         // Tell the browser to drop the cookie too.
         response.setCookie(try self.cookie.clearing())
         return response
+    }
+
+    // MARK: - The caller's sessions (OWASP ASVS 3.3.4)
+
+    /// The caller's live sessions, newest first, each by its public handle (never the cookie).
+    func listSessions(context: AuthenticatedContext) async throws -> Response {
+        let current = context.sessionID.map { SessionID.handle(of: $0) }
+        let sessions = try await self.sessions.sessions(userID: context.user.id)
+        return try JSONResponse.encode(sessions.map { SessionResponse($0, current: $0.handle == current) })
+    }
+
+    /// "Log out everywhere else": every session of the caller but this one ends.
+    func endOtherSessions(context: AuthenticatedContext) async throws -> Response {
+        let ended = try await self.sessions.deleteSessions(userID: context.user.id, keeping: context.sessionID)
+        context.logger.info("other sessions ended", metadata: context.logMetadata(["user_id": .string(context.user.id), "ended": "\(ended)"]))
+        return try JSONResponse.encode(["ended": ended])
+    }
+
+    /// Ends one of the caller's sessions (this one too, if it is named: a logout); 404 when the handle is none of theirs.
+    func endSession(context: AuthenticatedContext) async throws -> Response {
+        let handle = try context.parameters.require("handle")
+        guard try await self.sessions.deleteSession(userID: context.user.id, handle: handle) else { throw APIError(.notFound) }
+        context.logger.info("session ended", metadata: context.logMetadata(["user_id": .string(context.user.id), "session": .string(handle)]))
+        var response = try JSONResponse.encode([String: String]())
+        if let current = context.sessionID, SessionID.handle(of: current) == handle {
+            response.setCookie(try self.cookie.clearing())
+        }
+        return response
+    }
+}
+
+/// A session as its user sees it: `{"created_at", "current", "expires_at", "handle", "ip", "user_agent"}`,
+/// `null` for what is not known.
+struct SessionResponse: Encodable {
+    let session: SessionInfo
+    let current: Bool
+
+    init(_ session: SessionInfo, current: Bool) {
+        self.session = session
+        self.current = current
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case createdAt = "created_at"
+        case current
+        case expiresAt = "expires_at"
+        case handle
+        case ip
+        case userAgent = "user_agent"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.session.createdAt, forKey: .createdAt)
+        try container.encode(self.current, forKey: .current)
+        try container.encode(self.session.expiresAt, forKey: .expiresAt)
+        try container.encode(self.session.handle, forKey: .handle)
+        try container.encode(self.session.metadata.ip, forKey: .ip)
+        try container.encode(self.session.metadata.userAgent, forKey: .userAgent)
     }
 }

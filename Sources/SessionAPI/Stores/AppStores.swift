@@ -49,17 +49,22 @@ package struct AppStores: Sendable {
         case nil, .noAuthentication, .basicAuth:
             sessions = nil
         case .sessionAuth:
-            sessions = MemorySessionStore(expiry: SessionExpiry(duration: 0))
+            sessions = MemorySessionStore(expiry: SessionExpiry(duration: 0), maximumPerUser: configuration.sessionMaximumPerUser)
         case .sessionExpAuth:
-            sessions = MemorySessionStore(expiry: expiry)
+            sessions = MemorySessionStore(expiry: expiry, maximumPerUser: configuration.sessionMaximumPerUser)
         case .sessionDBAuth:
-            sessions = try await JSONFileSessionStore(directory: configuration.dataDirectory, expiry: expiry)
+            sessions = try await JSONFileSessionStore(
+                directory: configuration.dataDirectory,
+                expiry: expiry,
+                maximumPerUser: configuration.sessionMaximumPerUser
+            )
         case .sessionRedisAuth:
             sessions = RedisSessionStore(
                 client: try redis(for: "AUTH_TYPE"),
                 keys: keys,
                 duration: configuration.sessionDuration,
-                idleTimeout: configuration.sessionIdleTimeout
+                idleTimeout: configuration.sessionIdleTimeout,
+                maximumPerUser: configuration.sessionMaximumPerUser
             )
         }
         return AppStores(users: users, sessions: sessions, services: redisClient.map { [$0] } ?? [])

@@ -7,6 +7,9 @@ package struct UserSessionRecord: SharedJSONFileRecord, Encodable, Equatable {
     package var sessionID: String
     package var createdAt: String
     package var updatedAt: String
+    /// Not in the original's records (which ignores keys it does not know): the client that logged in.
+    package var ip: String?
+    package var userAgent: String?
 
     enum CodingKeys: String, CodingKey {
         case id
@@ -14,14 +17,18 @@ package struct UserSessionRecord: SharedJSONFileRecord, Encodable, Equatable {
         case sessionID = "session_id"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
+        case ip
+        case userAgent = "user_agent"
     }
 
-    package init(id: String, userID: String, sessionID: String, createdAt: String, updatedAt: String) {
+    package init(id: String, userID: String, sessionID: String, createdAt: String, updatedAt: String, metadata: SessionMetadata = SessionMetadata()) {
         self.id = id
         self.userID = userID
         self.sessionID = sessionID
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+        self.ip = metadata.ip
+        self.userAgent = metadata.userAgent
     }
 
     package init(from decoder: any Decoder) throws {
@@ -31,6 +38,8 @@ package struct UserSessionRecord: SharedJSONFileRecord, Encodable, Equatable {
         self.sessionID = try container.decode(String.self, forKey: .sessionID)
         self.createdAt = try container.decode(String.self, forKey: .createdAt)
         self.updatedAt = try container.decodeIfPresent(String.self, forKey: .updatedAt) ?? self.createdAt
+        self.ip = try container.decodeIfPresent(String.self, forKey: .ip)
+        self.userAgent = try container.decodeIfPresent(String.self, forKey: .userAgent)
         guard Timestamp.isValid(self.createdAt) else {
             throw DecodingError.dataCorruptedError(forKey: .createdAt, in: container, debugDescription: "must be YYYY-MM-DDTHH:MM:SS")
         }
@@ -43,17 +52,24 @@ package struct JSONFileSessionStore: SessionStore {
     package static let fileName = ".db_UserSession.json"
     private let file: SharedJSONFile<UserSessionRecord>
     private let expiry: SessionExpiry
+    private let maximumPerUser: Int
 
-    package init(directory: String, expiry: SessionExpiry, threadPool: NIOThreadPool = .singleton) async throws {
+    package init(
+        directory: String,
+        expiry: SessionExpiry,
+        maximumPerUser: Int = SessionID.defaultMaximumPerUser,
+        threadPool: NIOThreadPool = .singleton
+    ) async throws {
         self.file = try await SharedJSONFile(path: directory + "/" + Self.fileName, threadPool: threadPool)
         self.expiry = expiry
+        self.maximumPerUser = maximumPerUser
     }
 
     package func createSession(userID: String, metadata: SessionMetadata, replacing previousSessionID: String?) async throws -> String {
         let sessionID = SessionID.generate()
         let now = Timestamp.string(epochSeconds: self.expiry.now())
-        let record = UserSessionRecord(id: RandomID.make(), userID: userID, sessionID: sessionID, createdAt: now, updatedAt: now)
-        let expiry = self.expiry
+        let record = UserSessionRecord(id: RandomID.make(), userID: userID, sessionID: sessionID, createdAt: now, updatedAt: now, metadata: metadata)
+        let (expiry, maximum) = (self.expiry, self.maximumPerUser)
         try await self.file.write { records in
             if expiry.duration > 0 {
                 records = records.filter { !Self.isExpired($0.value, expiry) }
@@ -61,6 +77,9 @@ package struct JSONFileSessionStore: SessionStore {
             if let previousSessionID {
                 records = records.filter { $0.value.sessionID != previousSessionID }
             }
+            // The user's oldest sessions past the bound end (one place is kept for the new one).
+            let own = records.values.filter { $0.userID == userID }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+            for old in own.prefix(max(0, own.count - maximum + 1)) { records[old.id] = nil }
             records[record.id] = record
             return (true, ())
         }
@@ -85,11 +104,37 @@ package struct JSONFileSessionStore: SessionStore {
         }
     }
 
-    package func deleteSessions(userID: String) async throws {
+    package func sessions(userID: String) async throws -> [SessionInfo] {
+        let expiry = self.expiry
+        return try await self.file.read { records in
+            records.values.filter { $0.userID == userID && !Self.isExpired($0, expiry) }
+                .sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
+                .map { record in
+                    SessionInfo(
+                        handle: SessionID.handle(of: record.sessionID),
+                        userID: record.userID,
+                        createdAt: record.createdAt,
+                        expiresAt: Timestamp.epochSeconds(record.createdAt).flatMap(expiry.expiresAt).map { Timestamp.string(epochSeconds: $0) },
+                        metadata: SessionMetadata(ip: record.ip, userAgent: record.userAgent)
+                    )
+                }
+        }
+    }
+
+    package func deleteSession(userID: String, handle: String) async throws -> Bool {
+        guard SessionID.isHandle(handle) else { return false }
+        return try await self.file.write { records in
+            let matching = records.filter { $0.value.userID == userID && SessionID.handle(of: $0.value.sessionID) == handle }.keys
+            for key in matching { records[key] = nil }
+            return (!matching.isEmpty, !matching.isEmpty)
+        }
+    }
+
+    package func deleteSessions(userID: String, keeping sessionID: String?) async throws -> Int {
         try await self.file.write { records in
             let before = records.count
-            records = records.filter { $0.value.userID != userID }
-            return (records.count != before, ())
+            records = records.filter { $0.value.userID != userID || $0.value.sessionID == sessionID }
+            return (records.count != before, before - records.count)
         }
     }
 

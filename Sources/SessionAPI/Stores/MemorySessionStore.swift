@@ -6,33 +6,47 @@ package final class MemorySessionStore: SessionStore {
     private struct Entry {
         let userID: String
         let createdAt: Int
+        let metadata: SessionMetadata
+        /// Orders sessions created in the same second.
+        let sequence: Int
     }
 
-    private let sessions = Mutex<[String: Entry]>([:])
-    private let expiry: SessionExpiry
+    private struct State {
+        var sessions: [String: Entry] = [:]
+        var nextSequence = 0
+    }
 
-    package init(expiry: SessionExpiry) {
+    private let state = Mutex(State())
+    private let expiry: SessionExpiry
+    private let maximumPerUser: Int
+
+    package init(expiry: SessionExpiry, maximumPerUser: Int = SessionID.defaultMaximumPerUser) {
         self.expiry = expiry
+        self.maximumPerUser = maximumPerUser
     }
 
     package func createSession(userID: String, metadata: SessionMetadata, replacing previousSessionID: String?) async throws -> String {
         let sessionID = SessionID.generate()
-        let entry = Entry(userID: userID, createdAt: self.expiry.now())
-        self.sessions.withLock { sessions in
+        let now = self.expiry.now()
+        self.state.withLock { state in
             if self.expiry.duration > 0 {
-                sessions = sessions.filter { !self.expiry.isExpired(createdAt: $0.value.createdAt) }
+                state.sessions = state.sessions.filter { !self.expiry.isExpired(createdAt: $0.value.createdAt) }
             }
-            if let previousSessionID { sessions[previousSessionID] = nil }
-            sessions[sessionID] = entry
+            if let previousSessionID { state.sessions[previousSessionID] = nil }
+            // The user's oldest sessions past the bound end (one place is kept for the new one).
+            let own = state.sessions.filter { $0.value.userID == userID }.sorted { $0.value.sequence < $1.value.sequence }
+            for (id, _) in own.prefix(max(0, own.count - self.maximumPerUser + 1)) { state.sessions[id] = nil }
+            state.sessions[sessionID] = Entry(userID: userID, createdAt: now, metadata: metadata, sequence: state.nextSequence)
+            state.nextSequence += 1
         }
         return sessionID
     }
 
     package func userID(sessionID: String) async throws -> String? {
-        self.sessions.withLock { sessions in
-            guard let entry = sessions[sessionID] else { return nil }
+        self.state.withLock { state in
+            guard let entry = state.sessions[sessionID] else { return nil }
             if self.expiry.isExpired(createdAt: entry.createdAt) {
-                sessions[sessionID] = nil
+                state.sessions[sessionID] = nil
                 return nil
             }
             return entry.userID
@@ -40,12 +54,41 @@ package final class MemorySessionStore: SessionStore {
     }
 
     package func deleteSession(sessionID: String) async throws -> Bool {
-        self.sessions.withLock { $0.removeValue(forKey: sessionID) != nil }
+        self.state.withLock { $0.sessions.removeValue(forKey: sessionID) != nil }
     }
 
-    package func deleteSessions(userID: String) async throws {
-        self.sessions.withLock { sessions in
-            sessions = sessions.filter { $0.value.userID != userID }
+    package func sessions(userID: String) async throws -> [SessionInfo] {
+        self.state.withLock { state in
+            state.sessions.filter { $0.value.userID == userID && !self.expiry.isExpired(createdAt: $0.value.createdAt) }
+                .sorted { $0.value.sequence > $1.value.sequence }
+                .map { id, entry in
+                    SessionInfo(
+                        handle: SessionID.handle(of: id),
+                        userID: entry.userID,
+                        createdAt: Timestamp.string(epochSeconds: entry.createdAt),
+                        expiresAt: self.expiry.expiresAt(createdAt: entry.createdAt).map { Timestamp.string(epochSeconds: $0) },
+                        metadata: entry.metadata
+                    )
+                }
+        }
+    }
+
+    package func deleteSession(userID: String, handle: String) async throws -> Bool {
+        guard SessionID.isHandle(handle) else { return false }
+        return self.state.withLock { state in
+            guard let id = state.sessions.first(where: { $0.value.userID == userID && SessionID.handle(of: $0.key) == handle })?.key else {
+                return false
+            }
+            state.sessions[id] = nil
+            return true
+        }
+    }
+
+    package func deleteSessions(userID: String, keeping sessionID: String?) async throws -> Int {
+        self.state.withLock { state in
+            let before = state.sessions.count
+            state.sessions = state.sessions.filter { $0.value.userID != userID || $0.key == sessionID }
+            return before - state.sessions.count
         }
     }
 

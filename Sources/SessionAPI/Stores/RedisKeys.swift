@@ -1,5 +1,3 @@
-import Crypto
-
 /// The Redis key layout (see README, "Redis keys"). Every key starts with the configured prefix, so
 /// `SCAN MATCH <prefix>*` finds everything of one deployment.
 package struct RedisKeys: Sendable {
@@ -23,6 +21,6 @@ package struct RedisKeys: Sendable {
 
     /// The SHA-256 (lower-case hex) of a session ID: what Redis keys sessions by.
     package static func sessionHash(_ sessionID: String) -> String {
-        SHA256.hash(data: Array(sessionID.utf8)).hexString
+        SessionID.handle(of: sessionID)
     }
 }

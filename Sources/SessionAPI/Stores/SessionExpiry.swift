@@ -13,4 +13,9 @@ package struct SessionExpiry: Sendable {
     package func isExpired(createdAt: Int) -> Bool {
         self.duration > 0 && createdAt + self.duration < self.now()
     }
+
+    /// When a session created at `createdAt` stops being valid; `nil` when it never does.
+    package func expiresAt(createdAt: Int) -> Int? {
+        self.duration > 0 ? createdAt + self.duration : nil
+    }
 }

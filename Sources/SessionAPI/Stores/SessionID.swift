@@ -1,5 +1,22 @@
+import Crypto
+
 /// Session IDs: random UUIDv4 strings (see `RandomID`), as the original issues them.
 package enum SessionID {
+    /// The most sessions one user keeps by default (`SESSION_MAX_PER_USER`): a login past it ends the oldest.
+    package static let defaultMaximumPerUser = 100
+
+    /// A session's public handle: the lower-case hex SHA-256 of its ID. What Redis keys sessions by, and what
+    /// users and operators name a session with; it cannot be turned back into the cookie.
+    package static func handle(of sessionID: some StringProtocol) -> String {
+        SHA256.hash(data: Array(sessionID.utf8)).hexString
+    }
+
+    /// Whether `text` has the shape of a handle (64 lower-case hex digits); anything else names no session.
+    package static func isHandle(_ text: some StringProtocol) -> Bool {
+        text.utf8.count == 64
+            && text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
+    }
+
     /// A new session ID.
     package static func generate() -> String {
         RandomID.make()

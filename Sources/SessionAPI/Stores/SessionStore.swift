@@ -1,4 +1,4 @@
-/// What the server records about the client that logged in; shown to operators, never used for auth.
+/// What the server records about the client that logged in; shown to the user and operators, never used for auth.
 package struct SessionMetadata: Sendable, Equatable {
     package var ip: String?
     package var userAgent: String?
@@ -9,20 +9,54 @@ package struct SessionMetadata: Sendable, Equatable {
     }
 }
 
+/// One live session as its user and operators see it: a public handle, never the session ID (the cookie).
+package struct SessionInfo: Sendable, Equatable {
+    /// `SessionID.handle(of:)`: the SHA-256 of the session ID (what Redis keys the session by).
+    package var handle: String
+    package var userID: String
+    /// `YYYY-MM-DDTHH:MM:SS` UTC.
+    package var createdAt: String
+    /// When the session ends at the latest; `nil` when it never expires.
+    package var expiresAt: String?
+    package var metadata: SessionMetadata
+
+    package init(handle: String, userID: String, createdAt: String, expiresAt: String?, metadata: SessionMetadata) {
+        self.handle = handle
+        self.userID = userID
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.metadata = metadata
+    }
+}
+
 /// Where sessions live: session ID -> user ID, with the expiry rules of the auth mode.
 ///
-/// Implementations: `MemorySessionStore`, `JSONFileSessionStore`, `RedisSessionStore`.
+/// Implementations: `MemorySessionStore`, `JSONFileSessionStore`, `RedisSessionStore`. Each keeps at most
+/// `maximumPerUser` sessions per user: a login past it ends that user's oldest session.
 /// Callers pass only well-formed session IDs (see `SessionID.isWellFormed`).
 package protocol SessionStore: Sendable {
     /// Starts a session for `userID` and returns its new, random ID; in the same atomic step, ends the
-    /// session `previousSessionID` (the one the logging-in client still carried), if any.
+    /// session `previousSessionID` (the one the logging-in client still carried), if any, and the user's
+    /// oldest sessions past the per-user bound.
     func createSession(userID: String, metadata: SessionMetadata, replacing previousSessionID: String?) async throws -> String
     /// The user of a live session; `nil` when the session is unknown or expired.
     func userID(sessionID: String) async throws -> String?
     /// Ends a session; `false` when there was none.
     func deleteSession(sessionID: String) async throws -> Bool
-    /// Ends every session of a user (the user was deleted).
-    func deleteSessions(userID: String) async throws
+    /// The live sessions of a user, newest first.
+    func sessions(userID: String) async throws -> [SessionInfo]
+    /// Ends the session `handle` if it is one of `userID`'s; `false` when it is not.
+    func deleteSession(userID: String, handle: String) async throws -> Bool
+    /// Ends every session of a user but `keeping` (a session ID), and returns how many ended.
+    @discardableResult
+    func deleteSessions(userID: String, keeping sessionID: String?) async throws -> Int
     /// Throws when the store cannot serve requests now (for `/readyz`).
     func checkReady() async throws
+}
+
+extension SessionStore {
+    /// Ends every session of a user (the user was deleted).
+    package func deleteSessions(userID: String) async throws {
+        try await self.deleteSessions(userID: userID, keeping: nil)
+    }
 }
