@@ -113,6 +113,7 @@ let package = Package(
         .testTarget(
             name: "SessionAPITests",
             dependencies: [
+                "AtomicFile",
                 "RedisClient",
                 "SessionAPI",
                 "TestSupport",
