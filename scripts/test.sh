@@ -9,6 +9,8 @@ ensure_debs "${SESSION_API_DEBS[@]}"
 
 echo "== swift format lint"
 swift format lint --strict -r Sources Tests Package.swift
+echo "== scripts/test-serve-redis.sh (serve.sh's private Redis: unix socket only, mode 0700)"
+scripts/test-serve-redis.sh
 echo "== swift build --build-tests"
 swift build --build-tests
 echo "== swift test (every suite; API tests with JSON-file users and each test's own AUTH_TYPE)"
