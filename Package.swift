@@ -117,6 +117,7 @@ let package = Package(
         .testTarget(
             name: "SessionAPITests",
             dependencies: [
+                "AtomicFile",
                 "RedisClient",
                 "SessionAPI",
                 "TestSupport",

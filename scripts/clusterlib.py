@@ -562,12 +562,15 @@ http {{
 
     # -- the CLI against this cluster's stores --
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.binary), *args], env=self.app_env(), capture_output=True, text=True, check=check, cwd=self.data_dir)
+    def cli(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.binary), *args], env=self.app_env(), input=stdin, capture_output=True, text=True, check=check, cwd=self.data_dir
+        )
 
     def create_user(self, email: str, password: str) -> dict:
         """`session-api user create` against the cluster's user store; returns its JSON output if any."""
-        result = self.cli("user", "create", "--email", email, "--password", password, check=False)
+        # The password on stdin: on the command line, other users would see it in ps.
+        result = self.cli("user", "create", "--email", email, check=False, stdin=password + "\n")
         if result.returncode != 0:
             raise RuntimeError(f"session-api user create failed ({result.returncode}): {result.stderr.strip()}")
         try:
@@ -659,7 +662,7 @@ session-api cluster: {len(cluster.apps)} instances behind nginx, sessions in Red
 
 Create a first user, then log in:
   {env} \\
-    {binary} user create --email bob@example.com --password 'correct horse'
+    {binary} user create --email bob@example.com     # asks for the password (or pipe it on stdin)
   curl -c jar -d email=bob@example.com -d 'password=correct horse' {cluster.front_url}/api/v1/auth_session/login
   curl -b jar {cluster.front_url}/api/v1/users/me
 

@@ -33,6 +33,35 @@ wait_for_redis() {
     done
 }
 
+# Starts a private redis-server for this user only: no TCP port, a unix socket (mode 0700) in directory $1,
+# which is made (or changed to) mode 0700 and also holds the AOF and redis.log; waits (up to 10 s) until it
+# answers. Sets PRIVATE_REDIS_PID and PRIVATE_REDIS_SOCKET (an absolute path) as soon as they are known, so
+# that a caller's trap can stop it by PID. Call it directly, not in $(...): the server is this shell's child.
+start_private_redis() {
+    local dir
+    mkdir -p "$1"
+    chmod 700 "$1"
+    dir=$(cd "$1" && pwd -P)
+    PRIVATE_REDIS_SOCKET=$dir/redis.sock
+    # sun_path holds 107 bytes and a NUL.
+    if [ ${#PRIVATE_REDIS_SOCKET} -gt 107 ]; then
+        echo "redis socket path too long for a unix socket (${#PRIVATE_REDIS_SOCKET} > 107 bytes): $PRIVATE_REDIS_SOCKET" >&2
+        return 1
+    fi
+    redis-server --port 0 --unixsocket "$PRIVATE_REDIS_SOCKET" --unixsocketperm 700 --dir "$dir" \
+        --appendonly yes --save '' --daemonize no --logfile "$dir/redis.log" &
+    PRIVATE_REDIS_PID=$!
+    local deadline=$((SECONDS + 10))
+    until redis-cli -s "$PRIVATE_REDIS_SOCKET" ping 2>/dev/null | grep -q PONG; do
+        if ! kill -0 "$PRIVATE_REDIS_PID" 2>/dev/null; then
+            echo "redis-server exited at start-up (see $dir/redis.log)" >&2
+            return 1
+        fi
+        [ $SECONDS -lt "$deadline" ] || { echo "redis on $PRIVATE_REDIS_SOCKET did not start" >&2; return 1; }
+        sleep 0.05
+    done
+}
+
 # Waits (polling, up to $2 seconds) until $1 answers HTTP 200.
 wait_for_http() {
     local url=$1 deadline=$((SECONDS + ${2:-30}))

@@ -9,6 +9,8 @@ ensure_debs "${SESSION_API_DEBS[@]}"
 
 echo "== swift format lint"
 swift format lint --strict -r Sources Tests Package.swift
+echo "== scripts/test-serve-redis.sh (serve.sh's private Redis: unix socket only, mode 0700)"
+scripts/test-serve-redis.sh
 echo "== swift build --build-tests"
 swift build --build-tests
 # One test target at a time: the Redis client's suites start Sentinel and Cluster fixtures (up to 6

@@ -5,9 +5,12 @@ import Glibc
 #endif
 
 /// What tells one version of a file from another: a rename gives a new inode, a rewrite a new size or mtime.
+///
+/// A (device, inode) pair names one file only while that file exists: compare against an identity whose file
+/// is held open (`PinnedFile`), or a freed and reused inode can make a new version look like an old one.
 package struct FileIdentity: Equatable, Sendable {
-    let device: UInt64
-    let inode: UInt64
+    package let device: UInt64
+    package let inode: UInt64
     let size: Int64
     let modifiedSeconds: Int
     let modifiedNanoseconds: Int
@@ -43,18 +46,21 @@ package enum FileIO {
         return FileIdentity(info)
     }
 
-    /// The whole file and the identity of what was read; an absent file reads as `{}`.
-    package static func readWholeFile(_ path: String) throws -> (bytes: [UInt8], identity: FileIdentity?) {
+    /// The whole file and the version that was read, held open; an absent file reads as `{}` (and `nil`).
+    package static func readWholeFile(_ path: String) throws -> (bytes: [UInt8], file: PinnedFile?) {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             if errno == ENOENT { return (Array("{}".utf8), nil) }
             throw FileIOError("cannot open \(path): \(errorText())")
         }
-        defer { close(descriptor) }
         var info = Glibc.stat()
         guard fstat(descriptor, &info) == 0 else {
-            throw FileIOError("cannot stat \(path): \(errorText())")
+            let error = FileIOError("cannot stat \(path): \(errorText())")
+            close(descriptor)
+            throw error
         }
+        // From here on `file` owns the descriptor (and closes it if this throws).
+        let file = PinnedFile(descriptor: descriptor, info: info)
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         var offset = 0
         while offset < bytes.count {
@@ -65,12 +71,13 @@ package enum FileIO {
             guard count > 0 else { throw FileIOError("cannot read \(path): \(errorText())") }
             offset += count
         }
-        return (bytes, FileIdentity(info))
+        return (bytes, file)
     }
 
     /// Writes `data` to a temp file beside `path`, fsyncs it, renames it over `path` and fsyncs the
-    /// directory: a crash leaves the old file or the new one, never a torn one. Returns the new identity.
-    package static func writeAtomically(_ data: Data, to path: String) throws -> FileIdentity {
+    /// directory: a crash leaves the old file or the new one, never a torn one. Returns the new version,
+    /// held open by the descriptor it was written through (its identity taken before the rename).
+    package static func writeAtomically(_ data: Data, to path: String) throws -> PinnedFile {
         let directory = (path as NSString).deletingLastPathComponent
         let directoryPath = directory.isEmpty ? "." : directory
         let name = (path as NSString).lastPathComponent
@@ -79,9 +86,8 @@ package enum FileIO {
         guard descriptor >= 0 else { throw FileIOError("cannot create \(temporary): \(errorText())") }
         var renamed = false
         defer { if !renamed { unlink(temporary) } }
-        let identity: FileIdentity
+        let file: PinnedFile
         do {
-            defer { close(descriptor) }
             try data.withUnsafeBytes { buffer in
                 var offset = 0
                 while offset < buffer.count {
@@ -94,7 +100,10 @@ package enum FileIO {
             guard fsync(descriptor) == 0 else { throw FileIOError("cannot fsync \(temporary): \(errorText())") }
             var info = Glibc.stat()
             guard fstat(descriptor, &info) == 0 else { throw FileIOError("cannot stat \(temporary): \(errorText())") }
-            identity = FileIdentity(info)
+            file = PinnedFile(descriptor: descriptor, info: info)
+        } catch {
+            close(descriptor)
+            throw error
         }
         guard rename(temporary, path) == 0 else {
             throw FileIOError("cannot rename \(temporary) to \(path): \(errorText())")
@@ -105,7 +114,7 @@ package enum FileIO {
             fsync(directoryDescriptor)
             close(directoryDescriptor)
         }
-        return identity
+        return file
     }
 
     /// Deletes temp files that `writeAtomically` left beside `path` when its process died mid-write

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import SessionAPI
 
@@ -19,8 +20,13 @@ struct UserCommand: AsyncParsableCommand {
         @Option(help: "The user's email (unique, case-insensitively).")
         var email: String
 
-        @Option(help: "The user's password (at most 72 bytes).")
-        var password: String
+        @Option(
+            help: """
+                The user's password (at most 72 bytes). Other users see it in `ps` and it stays in shell history: \
+                leave it out to type it without echo, or to pipe it on stdin (one line).
+                """
+        )
+        var password: String?
 
         @Option(help: "First name.")
         var firstName: String?
@@ -28,12 +34,24 @@ struct UserCommand: AsyncParsableCommand {
         @Option(help: "Last name.")
         var lastName: String?
 
+        static let flagWarning =
+            "--password is visible to other users (ps, /proc) and kept in shell history; leave it out to be prompted or to pipe it on stdin"
+
         func run() async throws {
             let configuration = try self.global.configuration()
             var logger = Logger(label: "session-api")
             logger.logLevel = .warning
+            let password: String
+            if let flag = self.password {
+                if !flag.isEmpty {
+                    FileHandle.standardError.write(Data("session-api: warning: \(Self.flagWarning)\n".utf8))
+                }
+                password = flag
+            } else {
+                password = try PasswordInput.read()
+            }
             do {
-                let (email, password, firstName, lastName) = (self.email, self.password, self.firstName, self.lastName)
+                let (email, firstName, lastName) = (self.email, self.firstName, self.lastName)
                 let user = try await AppStores.withStores(configuration, logger: logger) { stores in
                     try await UserAdministration.createUser(
                         email: email,

@@ -38,8 +38,14 @@ enum SessionAPIBinary {
         )
     }
 
-    /// Runs the binary with `arguments` and exactly `environment` (plus `PATH`); kills it after `timeout`.
-    static func run(_ arguments: [String], environment: [String: String], timeout: Duration = .seconds(30)) async throws -> Result {
+    /// Runs the binary with `arguments` and exactly `environment` (plus `PATH`), with `stdin` as its standard
+    /// input (a pipe; `nil`: /dev/null); kills it after `timeout`.
+    static func run(
+        _ arguments: [String],
+        environment: [String: String],
+        stdin: String? = nil,
+        timeout: Duration = .seconds(30)
+    ) async throws -> Result {
         let process = Process()
         process.executableURL = try self.url()
         process.arguments = arguments
@@ -48,10 +54,16 @@ enum SessionAPIBinary {
         let stderr = Pipe()
         process.standardOutput = stdout
         process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
+        let input = Pipe()
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         let (exited, exit) = AsyncStream<Void>.makeStream()
         process.terminationHandler = { _ in exit.finish() }
         try process.run()
+        if let stdin {
+            // Far smaller than a pipe buffer: written at once, then the end of input.
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try input.fileHandleForWriting.close()
+        }
         let finished = try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
                 for await _ in exited {}
@@ -95,9 +107,11 @@ enum SessionAPIBinary {
 
     @Test func userCreatePrintsTheUserAndStoresIt() async throws {
         try await withDataDirectory { directory in
+            // The password on stdin, as the README shows: not on the command line.
             let result = try await SessionAPIBinary.run(
-                ["user", "create", "--email", "bob@example.com", "--password", "H0lbertonSchool98!", "--first-name", "Bob"],
-                environment: Self.environment(directory)
+                ["user", "create", "--email", "bob@example.com", "--first-name", "Bob"],
+                environment: Self.environment(directory),
+                stdin: "H0lbertonSchool98!\n"
             )
             #expect(result.status == 0, "stderr: \(result.stderr)")
             #expect(result.stderr.isEmpty, "stderr: \(result.stderr)")
@@ -133,13 +147,15 @@ enum SessionAPIBinary {
     @Test func duplicateEmailFailsWithOneLine() async throws {
         try await withDataDirectory { directory in
             let first = try await SessionAPIBinary.run(
-                ["user", "create", "--email", "bob@example.com", "--password", "pw"],
-                environment: Self.environment(directory)
+                ["user", "create", "--email", "bob@example.com"],
+                environment: Self.environment(directory),
+                stdin: "pw\n"
             )
             #expect(first.status == 0, "stderr: \(first.stderr)")
             let second = try await SessionAPIBinary.run(
-                ["user", "create", "--email", "BOB@example.com", "--password", "other", "--last-name", "Dup"],
-                environment: Self.environment(directory)
+                ["user", "create", "--email", "BOB@example.com", "--last-name", "Dup"],
+                environment: Self.environment(directory),
+                stdin: "other\n"
             )
             self.expectOneLineFailure(second)
             #expect(second.stdout.isEmpty)
@@ -149,15 +165,63 @@ enum SessionAPIBinary {
         }
     }
 
-    @Test func emptyPasswordFailsWithOneLine() async throws {
+    /// An empty password is refused, from the flag, from empty stdin, from an empty line or with no stdin at all.
+    @Test(
+        arguments: [
+            (["--password", ""], nil),
+            ([], ""),
+            ([], "\n"),
+            ([], nil),
+        ] as [([String], String?)]
+    )
+    func emptyPasswordFailsWithOneLine(flag: [String], stdin: String?) async throws {
         try await withDataDirectory { directory in
             let result = try await SessionAPIBinary.run(
-                ["user", "create", "--email", "bob@example.com", "--password", ""],
-                environment: Self.environment(directory)
+                ["user", "create", "--email", "bob@example.com"] + flag,
+                environment: Self.environment(directory),
+                stdin: stdin
             )
             self.expectOneLineFailure(result)
-            #expect(result.stderr.contains("password missing"))
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("password missing"), "stderr: \(result.stderr)")
             #expect(!FileManager.default.fileExists(atPath: directory + "/.db_User.json"))
+        }
+    }
+
+    /// stdin gives one line: the line break is not part of the password (nor is what follows), and the rest
+    /// of the line is, spaces included.
+    @Test(arguments: ["correct horse\n", "correct horse\r\n", "correct horse", "correct horse\nsecond line\n"])
+    func passwordFromStdinLogsIn(stdin: String) async throws {
+        try await withDataDirectory { directory in
+            let result = try await SessionAPIBinary.run(
+                ["user", "create", "--email", "bob@example.com"],
+                environment: Self.environment(directory),
+                stdin: stdin
+            )
+            #expect(result.status == 0, "stderr: \(result.stderr)")
+            #expect(result.stderr.isEmpty, "stderr: \(result.stderr)")
+            try await TestApp.run(AppConfiguration.test(directory: directory, authType: .sessionAuth)) { _, client in
+                _ = try await client.login(email: "bob@example.com", password: "correct horse")
+                expectError(try await client.loginForm(email: "bob@example.com", password: "correct horse\n"), .unauthorized, "wrong password")
+            }
+        }
+    }
+
+    /// `--password` still works, with a one-line warning that argv is visible to other users.
+    @Test func passwordFlagWorksAndWarns() async throws {
+        try await withDataDirectory { directory in
+            let result = try await SessionAPIBinary.run(
+                ["user", "create", "--email", "bob@example.com", "--password", "correct horse"],
+                environment: Self.environment(directory)
+            )
+            #expect(result.status == 0, "stderr: \(result.stderr)")
+            #expect(result.errorLines.count == 1, "stderr: \(result.stderr)")
+            #expect(result.stderr.hasPrefix("session-api: warning: --password is visible to other users"), "stderr: \(result.stderr)")
+            #expect(!result.stderr.contains("correct horse"))
+            #expect(result.stdout.contains(#""email":"bob@example.com""#))
+            try await TestApp.run(AppConfiguration.test(directory: directory, authType: .sessionAuth)) { _, client in
+                _ = try await client.login(email: "bob@example.com", password: "correct horse")
+            }
         }
     }
 

@@ -220,6 +220,103 @@ final class ConfirmedIDs: Sendable {
     var all: Set<String> { self.ids.withLock { $0 } }
 }
 
+extension CrossProcessTests {
+    static let formHeaders: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+
+    /// Runs `body` with one client connected to each of three servers.
+    static func withClients<T: Sendable>(
+        _ servers: [ServerProcess],
+        _ body: @escaping @Sendable ([TestClient]) async throws -> T
+    ) async throws -> T {
+        try await servers[0].withClient { first in
+            try await servers[1].withClient { second in
+                try await servers[2].withClient { third in try await body([first, second, third]) }
+            }
+        }
+    }
+
+    /// `session_db_auth`, three processes on one `DATA_DIR`, logins and logouts racing: every cycle logs in on one
+    /// process, reads `/users/me` on the next and logs out on the third; from then on, no process accepts that
+    /// cookie (a process trusting a stale cache of `.db_UserSession.json` would).
+    @Test func aLoggedOutSessionIsRefusedByEveryProcess() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (workers, cycles) = (6, 50)
+        let users = try await JSONFileUserStore(directory: directory.path)
+        for worker in 0..<workers {
+            _ = try await UserAdministration.createUser(
+                email: "w\(worker)@example.com",
+                password: "pw",
+                firstName: nil,
+                lastName: nil,
+                users: users,
+                hasher: PasswordHasher(cost: 4)
+            )
+        }
+        let environment = ["DATA_DIR": directory.path, "PASSWORD_HASH_COST": "4", "AUTH_TYPE": "session_db_auth"]
+        var started: [ServerProcess] = []
+        defer { for server in started { server.terminate() } }
+        for _ in 0..<3 { started.append(try await ServerProcess(environment: environment)) }
+        let servers = started
+
+        // Each worker: its own user and its own turn of the processes; returns its failures and logged-out cookies.
+        let results = try await withThrowingTaskGroup(of: (failures: [String], cookies: [String]).self) { group in
+            for worker in 0..<workers {
+                group.addTask {
+                    try await Self.withClients(servers) { clients in
+                        let (login, me, logout) = (clients[worker % 3], clients[(worker + 1) % 3], clients[(worker + 2) % 3])
+                        var failures: [String] = []
+                        var cookies: [String] = []
+                        for cycle in 0..<cycles {
+                            let label = "worker \(worker) cycle \(cycle)"
+                            let response = try await login.post(
+                                "/api/v1/auth_session/login",
+                                headers: Self.formHeaders,
+                                body: ByteBuffer(string: "email=w\(worker)%40example.com&password=pw")
+                            )
+                            guard response.status == .ok, let setCookie = response.head.headerFields[.setCookie],
+                                let pair = setCookie.split(separator: ";").first.map(String.init)
+                            else {
+                                failures.append("\(label): login answered \(response.status)")
+                                continue
+                            }
+                            let cookie: HTTPFields = [.cookie: pair]
+                            let before = try await me.get("/api/v1/users/me", headers: cookie).status
+                            if before != .ok { failures.append("\(label): /users/me after login answered \(before)") }
+                            let out = try await logout.delete("/api/v1/auth_session/logout", headers: cookie, body: ByteBuffer()).status
+                            if out != .ok { failures.append("\(label): logout answered \(out)") }
+                            cookies.append(pair)
+                            for (index, client) in clients.enumerated() {
+                                let after = try await client.get("/api/v1/users/me", headers: cookie).status
+                                if after != .forbidden { failures.append("\(label): process \(index) answered \(after) after logout") }
+                            }
+                        }
+                        return (failures, cookies)
+                    }
+                }
+            }
+            return try await group.reduce(into: [(failures: [String], cookies: [String])]()) { $0.append($1) }
+        }
+        let failures = results.flatMap(\.failures)
+        #expect(failures.isEmpty, "\(failures.count) failures, first: \(failures.prefix(5))")
+        let cookies = results.flatMap(\.cookies)
+        #expect(cookies.count == workers * cycles)
+
+        // And once more at the end, every logged-out cookie on every process.
+        let accepted = try await Self.withClients(servers) { clients in
+            var accepted: [String] = []
+            for (index, client) in clients.enumerated() {
+                for pair in cookies {
+                    let status = try await client.get("/api/v1/users/me", headers: [.cookie: pair]).status
+                    if status != .forbidden { accepted.append("process \(index): \(status)") }
+                }
+            }
+            return accepted
+        }
+        #expect(accepted.isEmpty, "logged-out cookies not refused at the end: \(accepted.prefix(5))")
+    }
+}
+
 /// The real binary, without `AUTH_TYPE`, asked for every address: it listens on loopback only and says so.
 @Suite struct OpenByDefaultTests {
     @Test func withoutAuthTypeTheBinaryListensOnLoopbackAndWarns() async throws {

@@ -25,9 +25,14 @@ extension SharedJSONFileRecord where Self: Encodable {
 /// - A process's writers commit in groups: the first one to arrive takes the lock and applies every change
 ///   queued meanwhile, in order, then writes the file once. A rewrite costs the whole file, so this keeps
 ///   writes from queueing behind each other (and a busy process from starving the others of the lock).
-/// - Readers `stat` the file before answering and reload it when its identity (inode, size, mtime) moved,
-///   so a change made by another process is seen by the next request. Rename is atomic, so readers
+/// - Readers `stat` the file before answering and reload it when its identity (device, inode, size, mtime)
+///   moved, so a change made by another process is seen by the next request. Rename is atomic, so readers
 ///   need no lock.
+/// - The cache pins the version it came from: it keeps that version's descriptor open (the one it was read
+///   through, or the temp file a write renamed into place), so its inode cannot be freed and its number given
+///   to a later version. Every file that replaces the cached one therefore has another (device, inode), and an
+///   identity that matches is the cached version itself, unchanged (versions are never written in place): no
+///   stale read and, under the lock, no write based on a stale version, whatever the size and mtime say.
 /// - Every file operation runs on `threadPool`, never on the caller's executor or an event loop.
 package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
     package let path: String
@@ -35,14 +40,15 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
     private let threadPool: NIOThreadPool
     /// How long a writer waits for another process's lock before giving up with `.unavailable`.
     private let lockTimeoutMilliseconds: Int
-    /// The last version read or written, with the identity of the file it came from.
+    /// The last version read or written, with that version of the file held open.
     private let cache: Mutex<Snapshot>
     /// The changes waiting for the next group commit, and whether a thread is committing.
     private let queue = Mutex(WriteQueue())
 
     private struct Snapshot: Sendable {
         var records: [String: Record]
-        var identity: FileIdentity?
+        /// The version the records came from, held open; `nil` when there was no file.
+        var file: PinnedFile?
     }
 
     private struct WriteQueue: Sendable {
@@ -66,10 +72,10 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
         self.lockPath = path + ".lock"
         self.threadPool = threadPool
         self.lockTimeoutMilliseconds = lockTimeoutMilliseconds
-        self.cache = Mutex(Snapshot(records: [:], identity: nil))
+        self.cache = Mutex(Snapshot(records: [:], file: nil))
         try await threadPool.runIfActive { [self] in
             FileIO.removeStaleTemporaryFiles(besides: self.path)
-            _ = try Self.unavailableOnFailure { try self.currentSnapshot() }
+            _ = try Self.unavailableOnFailure { try self.currentRecords() }
         }
     }
 
@@ -85,7 +91,7 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
             return try body(records)
         }
         return try await self.threadPool.runIfActive { [self] in
-            try body(try Self.unavailableOnFailure { try self.currentSnapshot() }.records)
+            try body(try Self.unavailableOnFailure { try self.currentRecords() })
         }
     }
 
@@ -141,7 +147,9 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
             do {
                 try Self.unavailableOnFailure {
                     try FileIO.withExclusiveLock(path: self.lockPath, timeoutMilliseconds: self.lockTimeoutMilliseconds) {
-                        var records = try self.currentSnapshot().records
+                        // The cached records when the file is the version they came from (it cannot change
+                        // while this process holds the lock), else the file as it is now.
+                        var records = try self.currentRecords()
                         var changed = false
                         for pending in group {
                             let (didChange, answer) = pending.apply(&records)
@@ -149,8 +157,8 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
                             answers.append(answer)
                         }
                         if changed {
-                            let identity = try FileIO.writeAtomically(try Self.encode(records, path: self.path), to: self.path)
-                            self.cache.withLock { $0 = Snapshot(records: records, identity: identity) }
+                            let file = try FileIO.writeAtomically(try Self.encode(records, path: self.path), to: self.path)
+                            self.replaceCache(with: Snapshot(records: records, file: file))
                         }
                     }
                 }
@@ -185,30 +193,32 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
 
     /// Throws when the file cannot be read (for `/readyz`).
     package func checkReadable() async throws {
-        try await self.threadPool.runIfActive { [self] in _ = try Self.unavailableOnFailure { try self.currentSnapshot() } }
+        try await self.threadPool.runIfActive { [self] in _ = try Self.unavailableOnFailure { try self.currentRecords() } }
     }
 
     // MARK: - File I/O (thread pool only)
 
-    /// The cached records if the file on disk is still the one they came from, else `nil`.
+    /// The cached records if the file on disk is still the version they came from, else `nil`.
+    ///
+    /// The pin is never copied out of the lock, so the last reference to a version (whose `close` may free the
+    /// inode) is dropped only in `replaceCache`, on the thread pool. Stat first, compare second: a match means
+    /// the cached version was at the path at some moment between the two (if its pin was opened before the
+    /// `stat`, both inodes were alive at once, so they are one; if after, it was opened or renamed in since),
+    /// so the answer is never older than a change completed before this call.
     private func cachedRecordsIfCurrent() throws -> [String: Record]? {
         let onDisk = try FileIO.identity(of: self.path)
-        let cached = self.cache.withLock { $0 }
-        return onDisk == cached.identity ? cached.records : nil
+        return self.cache.withLock { $0.file?.identity == onDisk ? $0.records : nil }
     }
 
-    /// The cached snapshot, reloaded first when the file on disk is not the one it came from.
-    private func currentSnapshot() throws -> Snapshot {
-        let onDisk = try FileIO.identity(of: self.path)
-        let cached = self.cache.withLock { $0 }
-        if onDisk == cached.identity { return cached }
-        guard onDisk != nil else {
+    /// The cached records, reloaded first when the file on disk is not the version they came from.
+    private func currentRecords() throws -> [String: Record] {
+        if let records = try self.cachedRecordsIfCurrent() { return records }
+        let (data, file) = try FileIO.readWholeFile(self.path)
+        guard let file else {
             // The file was removed (or never existed): an empty store.
-            let empty = Snapshot(records: [:], identity: nil)
-            self.cache.withLock { $0 = empty }
-            return empty
+            self.replaceCache(with: Snapshot(records: [:], file: nil))
+            return [:]
         }
-        let (data, identity) = try FileIO.readWholeFile(self.path)
         let records: [String: Record]
         do {
             records = try JSONDecoder().decode([String: Record].self, from: Data(data))
@@ -221,9 +231,18 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
             if record.id.isEmpty { record.id = key }
             normalized[record.id] = record
         }
-        let fresh = Snapshot(records: normalized, identity: identity)
-        self.cache.withLock { $0 = fresh }
-        return fresh
+        self.replaceCache(with: Snapshot(records: normalized, file: file))
+        return normalized
+    }
+
+    /// Moves the cache to `fresh`; the version it held is closed after the lock is released.
+    private func replaceCache(with fresh: Snapshot) {
+        let replaced = self.cache.withLock { cache in
+            let old = cache
+            cache = fresh
+            return old
+        }
+        withExtendedLifetime(replaced) {}
     }
 
     /// The file's text: `{"<id>":<record>,...}`, ids sorted, as a sorted-keys encoder writes it.
