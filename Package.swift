@@ -34,6 +34,11 @@ let package = Package(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // libargon2 (Debian libargon2-dev): Argon2id password hashes.
+        .systemLibrary(
+            name: "CArgon2",
+            providers: [.apt(["libargon2-dev"])]
+        ),
         .target(
             name: "RedisClient",
             dependencies: [
@@ -57,6 +62,7 @@ let package = Package(
             name: "SessionAPI",
             dependencies: [
                 "AtomicFile",
+                "CArgon2",
                 "RedisClient",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -121,6 +127,7 @@ let package = Package(
                 "RedisClient",
                 "SessionAPI",
                 "TestSupport",
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -34,7 +34,8 @@ extension AppConfiguration {
         configuration.port = 0
         configuration.dataDirectory = directory
         configuration.authType = authType
-        configuration.passwordHashCost = 4
+        configuration.passwordArgon2MemoryKiB = 64
+        configuration.passwordArgon2Iterations = 1
         configuration.logLevel = .warning
         TestBackend.apply(to: &configuration)
         return configuration
@@ -91,7 +92,7 @@ struct TestApp: Sendable {
             firstName: firstName,
             lastName: lastName,
             users: self.stores.users,
-            hasher: PasswordHasher(cost: self.configuration.passwordHashCost)
+            hasher: PasswordHasher(self.configuration)
         )
     }
 }
@@ -438,4 +439,9 @@ func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -
         try await Task.sleep(for: .milliseconds(50))
     }
     return try await condition()
+}
+
+extension Argon2.Parameters {
+    /// Cheap Argon2id for tests (the default's 19 MiB and two passes cost tens of milliseconds a hash).
+    static let testing = Argon2.Parameters(memoryKiB: 64, iterations: 1, parallelism: 1)
 }

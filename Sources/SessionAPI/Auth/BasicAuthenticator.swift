@@ -19,8 +19,10 @@ package struct BasicAuthenticator: RequestAuthenticator {
         guard let credentials = Self.credentials(request.headers[.authorization]) else { return nil }
         // An unknown email costs a hash too (against a dummy), so the answer's timing does not tell it apart.
         let user = try await self.users.user(email: credentials.email)
-        guard try await self.hasher.verify(credentials.password, against: user?.passwordHash), let user else { return nil }
-        return AuthenticatedUser(user: user, sessionID: nil)
+        let verification = try await self.hasher.check(credentials.password, against: user?.passwordHash)
+        guard verification.matches, let user else { return nil }
+        let upgraded = await self.hasher.upgrade(user, password: credentials.password, after: verification, in: self.users, logger: log.logger)
+        return AuthenticatedUser(user: upgraded, sessionID: nil)
     }
 
     /// Any `Authorization` header counts, even one that is not Basic.

@@ -33,7 +33,7 @@ package func buildApplication(_ configuration: AppConfiguration, stores: AppStor
 package func buildRouter(_ configuration: AppConfiguration, stores: AppStores) throws -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self, options: [.autoGenerateHeadEndpoints])
     let clientAddress = ClientAddress(trustedProxies: configuration.trustedProxies)
-    let hasher = PasswordHasher(cost: configuration.passwordHashCost, maximumQueued: configuration.passwordHashQueueLimit)
+    let hasher = PasswordHasher(configuration)
     // Max-Age follows the session's lifetime where sessions expire (session_auth's never do).
     let lifetime = configuration.authType != .sessionAuth && configuration.sessionDuration > 0 ? configuration.sessionDuration : nil
     let cookie = SessionCookie(name: configuration.sessionCookieName, secure: configuration.sessionCookieSecure, maxAge: lifetime)

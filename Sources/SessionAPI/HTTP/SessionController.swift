@@ -28,10 +28,13 @@ package struct SessionController: Sendable {
             _ = try await self.hasher.verify(password, against: nil)
             throw APIError(.notFound, message: "no user found for this email")
         }
-        guard try await self.hasher.verify(password, against: user.passwordHash) else {
+        let verification = try await self.hasher.check(password, against: user.passwordHash)
+        guard verification.matches else {
             context.logger.info("login refused: wrong password", metadata: context.logMetadata(["login_user_id": .string(user.id)]))
             throw APIError(.unauthorized, message: "wrong password")
         }
+        // A hash from the original's files (SHA-256), bcrypt or older Argon2 parameters becomes today's Argon2id.
+        _ = await self.hasher.upgrade(user, password: password, after: verification, in: self.users, logger: context.logger)
         let metadata = SessionMetadata(
             ip: self.clientAddress.address(of: request, context: context),
             userAgent: request.headers[.userAgent].map { String($0.prefix(256)) }
