@@ -53,7 +53,13 @@ package func buildRouter(_ configuration: AppConfiguration, stores: AppStores) t
             sessions = store
             authenticator = SessionCookieAuthenticator(cookie: cookie, sessions: store, users: stores.users)
         } else {
-            authenticator = BasicAuthenticator(users: stores.users, hasher: hasher)
+            authenticator = BasicAuthenticator(
+                users: stores.users,
+                hasher: hasher,
+                cache: configuration.basicAuthCacheSeconds > 0 ? BasicCredentialCache(lifetime: .seconds(configuration.basicAuthCacheSeconds)) : nil,
+                throttle: stores.throttle,
+                audit: stores.audit
+            )
         }
         router.add(middleware: AuthenticationMiddleware<AppRequestContext>(authenticator: authenticator, exclusions: .standard))
     }
@@ -61,11 +67,24 @@ package func buildRouter(_ configuration: AppConfiguration, stores: AppStores) t
     let routes = RouteTable(router: router)
     HealthController(users: stores.users, sessions: sessions).addRoutes(to: routes)
     IndexController(users: stores.users).addRoutes(to: routes)
-    UserController(users: stores.users, sessions: sessions, hasher: hasher, policy: AdminPolicy(adminEmails: configuration.adminEmails))
-        .addRoutes(to: routes)
+    UserController(
+        users: stores.users,
+        sessions: sessions,
+        hasher: hasher,
+        policy: AdminPolicy(adminEmails: configuration.adminEmails),
+        audit: stores.audit
+    )
+    .addRoutes(to: routes)
     if let sessions {
-        SessionController(users: stores.users, sessions: sessions, hasher: hasher, cookie: cookie, clientAddress: clientAddress)
-            .addRoutes(to: routes)
+        SessionController(
+            users: stores.users,
+            sessions: sessions,
+            hasher: hasher,
+            cookie: cookie,
+            throttle: stores.throttle,
+            audit: stores.audit
+        )
+        .addRoutes(to: routes)
     }
     routes.finish()
     return router
