@@ -27,6 +27,12 @@ package final class RouteTable {
         self.record(path, method)
     }
 
+    /// The routes registered through `on` and `onAuthenticated`, in order: the API itself, without the
+    /// 405, `OPTIONS` and `HEAD` answers the router adds for them.
+    package var registered: [(path: String, method: HTTPRequest.Method)] {
+        self.methods.flatMap { path, methods in methods.map { (path, $0) } }
+    }
+
     private func record(_ path: String, _ method: HTTPRequest.Method) {
         if let index = self.methods.firstIndex(where: { $0.path == path }) {
             self.methods[index].methods.append(method)
