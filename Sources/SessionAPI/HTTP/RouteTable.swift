@@ -41,9 +41,10 @@ package final class RouteTable {
         }
     }
 
-    /// Adds the 405 and OPTIONS answers for every path registered so far.
+    /// Adds the 405 and OPTIONS answers for every path registered so far: every method of RFC 9110 and
+    /// PATCH that the path does not have (TRACE and CONNECT too, which would otherwise fall through to 404).
     package func finish() {
-        let all: [HTTPRequest.Method] = [.get, .head, .post, .put, .delete, .patch, .options]
+        let all: [HTTPRequest.Method] = [.get, .head, .post, .put, .delete, .patch, .options, .trace, .connect]
         for (path, registered) in self.methods {
             var allowed = registered
             if registered.contains(.get) { allowed.append(.head) }
