@@ -31,6 +31,18 @@ package func buildApplication(_ configuration: AppConfiguration, stores: AppStor
 /// address), CORS, error mapping, authentication; so every error, 401/403 included, is JSON with CORS headers.
 /// - Throws: `ConfigurationError` when a session mode is configured but `stores` has no session store.
 package func buildRouter(_ configuration: AppConfiguration, stores: AppStores) throws -> Router<AppRequestContext> {
+    try buildRoutes(configuration, stores: stores).router
+}
+
+/// The API routes `buildRouter` registers for this configuration (paths as the router spells them,
+/// `/api/v1/users/:id`), without the 405, `OPTIONS` and `HEAD` answers it adds: what `openapi.yaml` lists.
+/// - Throws: as `buildRouter`.
+package func apiRoutes(_ configuration: AppConfiguration, stores: AppStores) throws -> [(path: String, method: HTTPRequest.Method)] {
+    try buildRoutes(configuration, stores: stores).routes.registered
+}
+
+/// The one place the router is wired, for `buildRouter` and `apiRoutes`.
+private func buildRoutes(_ configuration: AppConfiguration, stores: AppStores) throws -> (router: Router<AppRequestContext>, routes: RouteTable) {
     let router = Router(context: AppRequestContext.self, options: [.autoGenerateHeadEndpoints])
     let clientAddress = ClientAddress(trustedProxies: configuration.trustedProxies)
     let hasher = PasswordHasher(configuration)
@@ -87,5 +99,5 @@ package func buildRouter(_ configuration: AppConfiguration, stores: AppStores) t
         .addRoutes(to: routes)
     }
     routes.finish()
-    return router
+    return (router, routes)
 }
