@@ -69,8 +69,9 @@ package struct UserController: Sendable {
     /// Deletes the user, then every session it had, so none of its cookies works any more.
     func delete(id: String, context: AppRequestContext) async throws -> Response {
         guard self.policy.mayCreateOrDelete(context.identity?.user) else { throw APIError(.forbidden) }
-        guard try await self.users.delete(id: id) else { throw APIError(.notFound) }
-        try await self.sessions?.deleteSessions(userID: id)
+        guard try await UserAdministration.deleteUser(id: id, users: self.users, sessions: self.sessions) != nil else {
+            throw APIError(.notFound)
+        }
         context.logger.info("user deleted", metadata: context.logMetadata(["deleted_user_id": .string(id)]))
         return try JSONResponse.encode([String: String]())
     }

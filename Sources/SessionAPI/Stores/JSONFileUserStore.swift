@@ -60,6 +60,16 @@ package struct JSONFileUserStore: UserStore {
         }
     }
 
+    package func setPasswordHash(id: String, passwordHash: String, updatedAt: String) async throws -> User? {
+        try await self.file.write { records in
+            guard var user = records[id] else { return (false, nil) }
+            user.passwordHash = passwordHash
+            user.updatedAt = updatedAt
+            records[id] = user
+            return (true, user)
+        }
+    }
+
     package func delete(id: String) async throws -> Bool {
         try await self.file.write { records in
             let removed = records.removeValue(forKey: id) != nil

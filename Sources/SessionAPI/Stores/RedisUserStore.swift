@@ -4,8 +4,8 @@ import RedisClient
 /// (a name that is `null` is an absent field), `<prefix>user-email:<lowercased email>` the id (set NX
 /// inside the create script: one email, one account across every process), `<prefix>users` every id.
 package struct RedisUserStore: UserStore {
-    private let client: RedisClient
-    private let keys: RedisKeys
+    let client: RedisClient
+    let keys: RedisKeys
 
     package init(client: RedisClient, keys: RedisKeys) {
         self.client = client

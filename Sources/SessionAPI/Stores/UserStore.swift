@@ -12,6 +12,8 @@ package protocol UserStore: Sendable {
     func create(_ user: User) async throws
     /// Sets the names that are non-nil and `updated_at`; returns the updated user, `nil` when absent.
     func update(id: String, firstName: String?, lastName: String?, updatedAt: String) async throws -> User?
+    /// Sets the password hash and `updated_at`; returns the updated user, `nil` when absent.
+    func setPasswordHash(id: String, passwordHash: String, updatedAt: String) async throws -> User?
     /// Removes a user; `false` when there was none.
     func delete(id: String) async throws -> Bool
     /// Throws when the store cannot serve requests now (for `/readyz`).
