@@ -39,6 +39,9 @@ package struct PasswordHasher: Sendable {
     /// checked against, so that it costs what a known user's does.
     private let dummyHash = DummyHash()
 
+    /// The hashes waiting for or running on the hashing pool now (for the metrics' queue-depth gauge).
+    package var queuedHashes: Int { self.queued.value }
+
     package init(cost: Int, maximumQueued: Int? = nil) {
         self.cost = cost
         self.maximumQueued = maximumQueued ?? 64 * System.coreCount
@@ -120,6 +123,8 @@ private final class QueueGauge: Sendable {
     func leave() {
         self.count.subtract(1, ordering: .relaxed)
     }
+
+    var value: Int { self.count.load(ordering: .relaxed) }
 }
 
 /// The dummy hash of one hasher, once made.
