@@ -8,7 +8,7 @@ public struct RedisClientObserver: Sendable {
     /// the command, never its arguments), how long it took, and the error it failed with: a ``RedisClientError``
     /// (an error reply is ``RedisClientError/Code/commandError``), or `nil` when it succeeded.
     public var commandFinished: @Sendable (_ command: String, _ duration: Duration, _ error: (any Error)?) -> Void
-    /// A pool connection came up again after it was lost or failed to connect (not its first connect).
+    /// A pool connection came up again after it had been up before (its first connect is not reported).
     public var reconnected: @Sendable (_ endpoint: RedisClientConfiguration.Endpoint) -> Void
 
     /// Creates an observer.
