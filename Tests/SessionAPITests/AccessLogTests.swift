@@ -122,6 +122,50 @@ final class LogCapture: Sendable {
         #expect(capture.accessLines.isEmpty, "\(capture.all)")
     }
 
+    /// The access line's fast path writes exactly what the ordinary path (`Logger.info` with metadata) writes.
+    @Test(arguments: LogFormat.allCases)
+    func theFastPathWritesWhatTheOrdinaryPathWrites(format: LogFormat) {
+        let entries = [
+            AccessLogEntry(
+                clientIP: "203.0.113.7",
+                duration: .microseconds(412),
+                requestID: "abc-1",
+                method: "GET",
+                route: "/api/v1/users/me",
+                status: 200
+            ),
+            AccessLogEntry(
+                clientIP: "-",
+                duration: .seconds(12) + .microseconds(5),
+                requestID: "x",
+                method: "DELETE",
+                route: "NotFound",
+                status: 404
+            ),
+        ]
+        for entry in entries {
+            let fast = LogCapture()
+            #expect(AppLogHandler(label: "session-api", format: format, output: fast.output).logAccess(entry))
+            let ordinary = LogCapture()
+            var logger = ordinary.logger(format)
+            logger[metadataKey: "hb.request.id"] = .string(entry.requestID)
+            logger.info(AccessLogEntry.message, metadata: entry.metadata, source: "SessionAPI")
+            let withoutTime = { (line: String) in line.replacing(#/^\S+ |"timestamp":"[^"]*"/#, with: "") }
+            #expect(fast.all.map(withoutTime) == ordinary.all.map(withoutTime))
+            #expect(fast.all.count == 1)
+        }
+        let milliseconds = LogCapture()
+        _ = AppLogHandler(label: "session-api", format: .text, output: milliseconds.output).logAccess(entries[1])
+        #expect(milliseconds.all.first?.contains(" duration_ms=12000.005 ") == true)
+        // Other metadata on the logger: the ordinary path, which writes it too.
+        var handler = AppLogHandler(label: "session-api", format: .text, output: LogCapture().output)
+        handler[metadataKey: "extra"] = "1"
+        #expect(!handler.logAccess(entries[0]))
+        handler.logLevel = .warning
+        handler[metadataKey: "extra"] = nil
+        #expect(!handler.logAccess(entries[0]))
+    }
+
     /// A log line's values cannot start a line of their own.
     @Test func controlCharactersInValuesAreEscaped() {
         let capture = LogCapture()
@@ -140,6 +184,32 @@ extension TestClient {
             headers: [.contentType: "application/x-www-form-urlencoded"],
             body: ByteBuffer(string: "email=\(formEncoded(email))&password=\(formEncoded(password))")
         )
+    }
+}
+
+/// `LogWriter`: lines written at once from many tasks all arrive, whole.
+@Suite struct LogWriterTests {
+    @Test func concurrentLinesArriveWhole() async throws {
+        try await withDataDirectory { directory in
+            let path = directory + "/log"
+            let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+            try #require(descriptor >= 0)
+            let writer = LogWriter(descriptor: descriptor)
+            await withTaskGroup(of: Void.self) { group in
+                for task in 0..<8 {
+                    group.addTask {
+                        for line in 0..<500 {
+                            writer.write(Array("task \(task) line \(line) \(String(repeating: "x", count: line % 97))\n".utf8))
+                        }
+                    }
+                }
+            }
+            close(descriptor)
+            let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 8 * 500)
+            #expect(Set(lines).count == 8 * 500)
+            #expect(lines.allSatisfy { $0.wholeMatch(of: #/task \d line (\d+) x*/#).map { $0.1.count > 0 } == true })
+        }
     }
 }
 

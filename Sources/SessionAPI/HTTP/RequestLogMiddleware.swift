@@ -39,16 +39,16 @@ package struct RequestLogMiddleware: RouterMiddleware {
         } catch {
             // ErrorMiddleware answers nearly everything; what gets past it is logged and counted with its status.
             let status = (error as? any HTTPResponseError)?.status ?? .internalServerError
-            self.record(request, context: context, status: status.code, since: start)
+            self.record(request, context: context, requestID: requestID, status: status.code, since: start)
             throw error
         }
         response.headers[Self.requestIDField] = requestID
-        self.record(request, context: context, status: response.status.code, since: start)
+        self.record(request, context: context, requestID: requestID, status: response.status.code, since: start)
         return response
     }
 
     /// The access line and the metrics of one request.
-    private func record(_ request: Request, context: Context, status: Int, since start: ContinuousClock.Instant) {
+    private func record(_ request: Request, context: Context, requestID: String, status: Int, since start: ContinuousClock.Instant) {
         let logs = context.logger.logLevel <= .info
         guard logs || self.metrics != nil else { return }
         let elapsed = ContinuousClock.now - start
@@ -58,20 +58,18 @@ package struct RequestLogMiddleware: RouterMiddleware {
             metrics.recordRequest(route: route, method: method, status: status, duration: elapsed)
             if route == "/api/v1/auth_session/login", request.method == .post { metrics.recordLogin(Self.loginOutcome(status: status)) }
         }
-        if logs {
-            let (seconds, attoseconds) = elapsed.components
-            let microseconds = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
-            context.logger.info(
-                "request",
-                metadata: [
-                    "method": .string(method),
-                    "route": .string(route),
-                    "status": .stringConvertible(status),
-                    "duration_ms": .stringConvertible(Double(microseconds) / 1000),
-                    "client_ip": .string(context.clientIP ?? "-"),
-                ]
-            )
-        }
+        guard logs else { return }
+        let entry = AccessLogEntry(
+            clientIP: context.clientIP ?? "-",
+            duration: elapsed,
+            requestID: requestID,
+            method: method,
+            route: route,
+            status: status
+        )
+        // The server's own handler writes the line from the entry's values; any other gets ordinary metadata.
+        if let handler = context.logger.handler as? AppLogHandler, handler.logAccess(entry) { return }
+        context.logger.info(AccessLogEntry.message, metadata: entry.metadata)
     }
 
     /// How a login ended, from its status: the original's statuses tell every outcome apart.

@@ -81,7 +81,11 @@ package struct AppLogHandler: LogHandler {
             line.append(UInt8(ascii: " "))
             line.append(contentsOf: field.key.utf8)
             line.append(UInt8(ascii: "="))
-            Self.appendText(field.value.description, to: &line)
+            if case .string(let text) = field.value {
+                Self.appendText(text, to: &line)
+            } else {
+                Self.appendText(field.value.description, to: &line)
+            }
         }
         line.append(contentsOf: " [".utf8)
         line.append(contentsOf: event.source.utf8)
@@ -90,7 +94,7 @@ package struct AppLogHandler: LogHandler {
     }
 
     /// Text as it is, but control characters as `\n`-style escapes, so that no value can start a line of its own.
-    private static func appendText(_ text: String, to line: inout [UInt8]) {
+    static func appendText(_ text: String, to line: inout [UInt8]) {
         guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
             line.append(contentsOf: text.utf8)
             return
@@ -140,13 +144,66 @@ package struct LogOutput: Sendable {
         self.write = write
     }
 
-    /// One `write(2)` a line (retried for the rest after a short write): lines of concurrent requests never mix,
-    /// without a lock.
-    package static let standardError = LogOutput { bytes in
+    /// stderr through a new `LogWriter`: whole lines, in groups under load. Each use makes a writer: the handlers of
+    /// one `AppLogHandler.factory` share the one its default argument made.
+    package static var standardError: LogOutput {
+        let writer = LogWriter(descriptor: STDERR_FILENO)
+        return LogOutput { line in writer.write(line) }
+    }
+}
+
+/// Writes whole lines to a file descriptor, in groups: a line that comes while another thread is in `write(2)` is
+/// added to a pending buffer, and that thread writes the buffer next, before it returns. So lines are never held
+/// back (each is written before the call that wrote the last one returns), a burst costs one system call for many
+/// lines rather than one each, and no thread waits on another's system call (only, briefly, on the buffer's lock).
+package final class LogWriter: Sendable {
+    private struct State {
+        var pending: [UInt8] = []
+        var isWriting = false
+    }
+
+    private let descriptor: Int32
+    private let state = Mutex(State())
+    /// Past this many pending bytes a line is written by its own thread rather than added (bounds the buffer).
+    private static let maximumPending = 1 << 20
+
+    package init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
+    package func write(_ line: [UInt8]) {
+        let mine: Bool = self.state.withLock { state in
+            guard state.isWriting, state.pending.count < Self.maximumPending else {
+                state.isWriting = true
+                return true
+            }
+            state.pending.append(contentsOf: line)
+            return false
+        }
+        guard mine else { return }
+        var chunk = line
+        while true {
+            Self.writeAll(chunk, to: self.descriptor)
+            let next: [UInt8]? = self.state.withLock { state in
+                guard !state.pending.isEmpty else {
+                    state.isWriting = false
+                    return nil
+                }
+                let taken = state.pending
+                state.pending = []
+                return taken
+            }
+            guard let next else { return }
+            chunk = next
+        }
+    }
+
+    /// `write(2)` until every byte is written (after a short write or EINTR), or an error.
+    private static func writeAll(_ bytes: [UInt8], to descriptor: Int32) {
         bytes.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count, let base = buffer.baseAddress {
-                let written = Glibc.write(STDERR_FILENO, base + offset, buffer.count - offset)
+                let written = Glibc.write(descriptor, base + offset, buffer.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
                     return
@@ -215,10 +272,15 @@ enum JSONLine {
         case .string(let text):
             JSONText.writeString(text, into: &output)
         case .stringConvertible(let convertible):
+            // Concrete casts first: a cast to an existential (`any BinaryInteger`) costs several times more.
             switch convertible {
-            case let number as any BinaryInteger:
-                output.append(contentsOf: "\(number)".utf8)
+            case let number as Int:
+                output.append(contentsOf: String(number).utf8)
+            case let milliseconds as AccessLogEntry.Milliseconds:
+                milliseconds.write(into: &output)
             case let number as Double where number.isFinite:
+                output.append(contentsOf: number.description.utf8)
+            case let number as any BinaryInteger:
                 output.append(contentsOf: "\(number)".utf8)
             default:
                 JSONText.writeString(convertible.description, into: &output)
