@@ -14,6 +14,9 @@ import Testing
         #expect(configuration.sessionDuration == 0)
         #expect(configuration.dataDirectory == ".")
         #expect(configuration.passwordHashCost == 12)
+        #expect(configuration.logFormat == .text)
+        #expect(configuration.metricsPort == nil)
+        #expect(configuration.metricsHost == "127.0.0.1")
     }
 
     @Test func blankValuesAreDefaults() throws {
@@ -34,6 +37,9 @@ import Testing
             "DATA_DIR": "/tmp/somewhere",
             "PASSWORD_HASH_COST": "10",
             "LOG_LEVEL": "debug",
+            "LOG_FORMAT": "JSON",
+            "METRICS_PORT": "9464",
+            "METRICS_HOST": "10.0.0.5",
         ])
         #expect(configuration.host == "127.0.0.1")
         #expect(configuration.port == 8080)
@@ -43,6 +49,9 @@ import Testing
         #expect(configuration.dataDirectory == "/tmp/somewhere")
         #expect(configuration.passwordHashCost == 10)
         #expect(configuration.logLevel == .debug)
+        #expect(configuration.logFormat == .json)
+        #expect(configuration.metricsPort == 9464)
+        #expect(configuration.metricsHost == "10.0.0.5")
     }
 
     @Test(arguments: [
@@ -75,6 +84,9 @@ import Testing
         ("PASSWORD_HASH_COST", "32"),
         ("PASSWORD_HASH_COST", "cheap"),
         ("LOG_LEVEL", "loud"),
+        ("LOG_FORMAT", "xml"),
+        ("METRICS_PORT", "70000"),
+        ("METRICS_PORT", "nine"),
     ])
     func badValueIsRejectedNamingTheVariable(variable: String, value: String) throws {
         let error = try #require(throws: ConfigurationError.self) {
