@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // Tests only: OpenAPISpecTests parses openapi.yaml.
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
     ],
     targets: [
         // libhiredis (Debian libhiredis-dev). No pkgConfig: Debian's hiredis.pc trips SwiftPM.
@@ -36,10 +38,17 @@ let package = Package(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // libargon2 (Debian libargon2-dev): Argon2id password hashes.
+        .systemLibrary(
+            name: "CArgon2",
+            providers: [.apt(["libargon2-dev"])]
+        ),
         .target(
             name: "RedisClient",
             dependencies: [
                 "CHiredis",
+                // Insecure.SHA1: the digest Redis names a script by (EVALSHA), not a security measure.
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -59,6 +68,7 @@ let package = Package(
             name: "SessionAPI",
             dependencies: [
                 "AtomicFile",
+                "CArgon2",
                 "RedisClient",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -125,7 +135,9 @@ let package = Package(
                 "RedisClient",
                 "SessionAPI",
                 "TestSupport",
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),

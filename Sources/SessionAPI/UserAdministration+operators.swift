@@ -19,10 +19,16 @@ extension UserAdministration {
         return try await sessions?.deleteSessions(userID: id, keeping: nil) ?? 0
     }
 
-    /// Gives a user a new password, checked as `createUser` checks one, and ends the user's sessions (a password
-    /// is reset because it may be known to someone else) unless `sessions` is `nil`.
-    /// - Returns: the updated user and how many sessions ended; `nil` when there is no such user.
-    /// - Throws: `InputError` for a password that cannot be used, `PasswordHasher` errors, `StoreError`s.
+    /// Gives a user a new password, checked and hashed (Argon2id) as the API does it, and ends the user's sessions
+    /// (a password is reset because it may be known to someone else) unless `sessions` is `nil`.
+    ///
+    /// The hash is replaced by compare-and-set against the one just read, as a login's upgrade replaces it: if it
+    /// changed meanwhile (a login upgraded it, another operator set one), the user is read again and the new
+    /// password replaces that one, so the operator's password is the one that stays.
+    /// - Returns: the updated user and how many sessions ended; `nil` when there is no such user (or it was
+    ///   deleted meanwhile).
+    /// - Throws: `InputError` for a password that cannot be used, `PasswordHasher` errors, `StoreError`s (also
+    ///   `.unavailable` when the hash kept changing under it).
     package static func setPassword(
         id: String,
         password: String,
@@ -33,8 +39,18 @@ extension UserAdministration {
         guard !password.isEmpty else { throw InputError(description: "password missing") }
         if let problem = PasswordHasher.problem(with: password) { throw InputError(description: problem) }
         let hash = try await hasher.hash(password)
-        guard let user = try await users.setPasswordHash(id: id, passwordHash: hash, updatedAt: Timestamp.string()) else { return nil }
-        let ended = try await sessions?.deleteSessions(userID: id, keeping: nil) ?? 0
-        return (user, ended)
+        for _ in 0..<Self.passwordAttempts {
+            guard var user = try await users.user(id: id) else { return nil }
+            let updatedAt = Timestamp.string()
+            guard try await users.replacePasswordHash(id: id, expected: user.passwordHash, with: hash, updatedAt: updatedAt) else { continue }
+            user.passwordHash = hash
+            user.updatedAt = updatedAt
+            let ended = try await sessions?.deleteSessions(userID: id, keeping: nil) ?? 0
+            return (user, ended)
+        }
+        throw StoreError(.unavailable, "the user's password hash kept changing; try again")
     }
+
+    /// How often `setPassword` reads the user again after its compare-and-set lost a race.
+    private static let passwordAttempts = 5
 }

@@ -89,7 +89,8 @@ extension UserCommand {
             abstract: "Give a user a new password and end its sessions (exit 3: no such user).",
             discussion: """
                 The password is read from stdin (its first line) or, at a terminal, typed twice without echo; never \
-                from the command line. It is checked as the API checks a new one (not empty, no NUL, at most 72 bytes).
+                from the command line. It is checked and hashed as the API does it (not empty, no NUL, at most 1024 \
+                bytes; Argon2id with PASSWORD_ARGON2_*).
                 """
         )
 
@@ -115,7 +116,7 @@ extension UserCommand {
                     id: user.id,
                     password: password,
                     users: stores.users,
-                    hasher: PasswordHasher(cost: configuration.passwordHashCost),
+                    hasher: PasswordHasher(configuration),
                     sessions: sessions
                 )
                 return done.map { ($0.user, sessions == nil ? nil : $0.endedSessions) }

@@ -239,12 +239,13 @@ struct AccessLogSecretsTests {
                 firstName: nil,
                 lastName: nil,
                 users: users,
-                hasher: PasswordHasher(cost: 4)
+                hasher: PasswordHasher(parameters: .testing)
             )
             let logFile = URL(fileURLWithPath: directory + "/server.log")
             let server = try await ServerProcess(
                 environment: [
-                    "DATA_DIR": directory, "AUTH_TYPE": authType.rawValue, "PASSWORD_HASH_COST": "4", "LOG_LEVEL": "trace",
+                    "DATA_DIR": directory, "AUTH_TYPE": authType.rawValue, "PASSWORD_ARGON2_MEMORY_KIB": "64", "PASSWORD_ARGON2_ITERATIONS": "1",
+                    "LOG_LEVEL": "trace",
                     "LOG_FORMAT": format.rawValue,
                 ],
                 output: logFile

@@ -116,10 +116,12 @@ struct MetricsEndpointTests {
                 firstName: nil,
                 lastName: nil,
                 users: users,
-                hasher: PasswordHasher(cost: 4)
+                hasher: PasswordHasher(parameters: .testing)
             )
             let server = try await ServerProcess(
-                environment: ["DATA_DIR": directory, "AUTH_TYPE": "session_auth", "PASSWORD_HASH_COST": "4"],
+                environment: [
+                    "DATA_DIR": directory, "AUTH_TYPE": "session_auth", "PASSWORD_ARGON2_MEMORY_KIB": "64", "PASSWORD_ARGON2_ITERATIONS": "1",
+                ],
                 metrics: true
             )
             defer { server.terminate() }

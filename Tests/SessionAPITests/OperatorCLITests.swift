@@ -43,7 +43,8 @@ struct OperatorCLITests {
         try await withDataDirectory { directory in
             try await withRedisServer { redis in
                 let environment = [
-                    "DATA_DIR": directory, "PASSWORD_HASH_COST": "4", "AUTH_TYPE": stores.authType.rawValue,
+                    "DATA_DIR": directory, "PASSWORD_ARGON2_MEMORY_KIB": "64", "PASSWORD_ARGON2_ITERATIONS": "1",
+                    "AUTH_TYPE": stores.authType.rawValue,
                     "USER_STORE": stores.userStore.rawValue, "REDIS_URL": "redis://127.0.0.1:\(redis.port)",
                     "REDIS_PREFIX": "cli-\(UUID().uuidString):", "SESSION_DURATION": "3600",
                 ]
@@ -85,7 +86,7 @@ struct OperatorCLITests {
                     firstName: nil,
                     lastName: "Lee\tTab",
                     users: stores.users,
-                    hasher: PasswordHasher(cost: configuration.passwordHashCost)
+                    hasher: PasswordHasher(configuration)
                 )
                 return (try #require(try await stores.users.user(email: "bob@example.com")), ann)
             }
@@ -107,7 +108,7 @@ struct OperatorCLITests {
                 return String(decoding: output, as: UTF8.self)
             }
             #expect(listJSON.stdout == apiJSON + "\n")
-            #expect(!listJSON.stdout.contains("password") && !listJSON.stdout.contains("$2"))
+            #expect(!listJSON.stdout.contains("password") && !listJSON.stdout.contains("$argon2"))
 
             // user show: by id or by email (as logins compare it); exit 3 for nobody.
             for reference in [bob.id, "BOB@example.com"] {
@@ -201,7 +202,7 @@ struct OperatorCLITests {
             self.expectSuccess(set)
             #expect(set.stdout == "password set for user \(bob.id) (bob@example.com); 1 session ended\n")
             #expect(!set.stdout.contains("new password"))
-            let hasher = PasswordHasher(cost: 4)
+            let hasher = PasswordHasher(configuration)
             let hash = try await fixture.withStores { try await $0.users.user(id: bob.id)?.passwordHash }
             #expect(try await hasher.verify("new password", against: hash))
             #expect(try await !hasher.verify("old password", against: hash))

@@ -7,11 +7,22 @@ package struct AppStores: Sendable {
     package let users: any UserStore
     /// `nil` when `AUTH_TYPE` is not a session mode.
     package let sessions: (any SessionStore)?
+    /// Failed logins, in Redis when there is one (shared by every process), else in memory.
+    package let throttle: any LoginThrottle
+    package let audit: AuditTrail
     package let services: [any Service]
 
-    package init(users: any UserStore, sessions: (any SessionStore)?, services: [any Service] = []) {
+    package init(
+        users: any UserStore,
+        sessions: (any SessionStore)?,
+        throttle: any LoginThrottle = MemoryLoginThrottle(limits: ThrottleLimits(perAccount: 10, perAddress: 100, windowSeconds: 900)),
+        audit: AuditTrail = .logOnly,
+        services: [any Service] = []
+    ) {
         self.users = users
         self.sessions = sessions
+        self.throttle = throttle
+        self.audit = audit
         self.services = services
     }
 
@@ -68,7 +79,21 @@ package struct AppStores: Sendable {
                 maximumPerUser: configuration.sessionMaximumPerUser
             )
         }
-        return AppStores(users: users, sessions: sessions, services: redisClient.map { [$0] } ?? [])
+        // Throttling and the audit stream use the Redis the stores use, if any; they never add one of their own.
+        let limits = ThrottleLimits(
+            perAccount: configuration.loginFailuresPerAccount,
+            perAddress: configuration.loginFailuresPerAddress,
+            windowSeconds: configuration.loginFailureWindowSeconds
+        )
+        let throttle: any LoginThrottle =
+            redisClient.map { RedisLoginThrottle(client: $0, keys: keys, limits: limits) } ?? MemoryLoginThrottle(limits: limits)
+        return AppStores(
+            users: users,
+            sessions: sessions,
+            throttle: throttle,
+            audit: AuditTrail(redis: redisClient, keys: keys),
+            services: redisClient.map { [$0] } ?? []
+        )
     }
 
     /// The Redis client's hooks, turned into `metrics`.

@@ -60,13 +60,13 @@ package struct JSONFileUserStore: UserStore {
         }
     }
 
-    package func setPasswordHash(id: String, passwordHash: String, updatedAt: String) async throws -> User? {
+    package func replacePasswordHash(id: String, expected expectedHash: String?, with newHash: String, updatedAt: String?) async throws -> Bool {
         try await self.file.write { records in
-            guard var user = records[id] else { return (false, nil) }
-            user.passwordHash = passwordHash
-            user.updatedAt = updatedAt
+            guard var user = records[id], user.passwordHash == expectedHash else { return (false, false) }
+            user.passwordHash = newHash
+            if let updatedAt { user.updatedAt = updatedAt }
             records[id] = user
-            return (true, user)
+            return (true, true)
         }
     }
 

@@ -77,6 +77,20 @@ package struct RedisUserStore: UserStore {
         return Self.user(fromHashReply: reply)
     }
 
+    package func replacePasswordHash(id: String, expected expectedHash: String?, with newHash: String, updatedAt: String?) async throws -> Bool {
+        let reply = try await StoreError.mappingRedisErrors {
+            try await self.client.evalsha(
+                Self.replacePasswordScript,
+                keys: [self.keys.user(id: id)],
+                arguments: [
+                    RedisArgument(expectedHash == nil ? "0" : "1"), RedisArgument(expectedHash ?? ""), RedisArgument(newHash),
+                    RedisArgument(updatedAt ?? ""),
+                ]
+            )
+        }
+        return reply.int64 == 1
+    }
+
     package func delete(id: String) async throws -> Bool {
         try await StoreError.mappingRedisErrors {
             guard let user = Self.user(from: try await self.client.hgetall(self.keys.user(id: id))) else { return false }
@@ -128,6 +142,24 @@ package struct RedisUserStore: UserStore {
         if redis.call('EXISTS', KEYS[1]) == 0 then return false end
         redis.call('HSET', KEYS[1], unpack(ARGV))
         return redis.call('HGETALL', KEYS[1])
+        """
+    )
+
+    /// KEYS: user. ARGV: whether a hash is expected ('1'/'0'), the expected hash, the new hash, the new `updated_at`
+    /// ('' to leave it). Sets `_password` (and `updated_at`) only if it is still the expected one (absent when none
+    /// is expected); 1 if it did.
+    static let replacePasswordScript = RedisScript(
+        """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        local current = redis.call('HGET', KEYS[1], '_password')
+        if ARGV[1] == '1' then
+          if current ~= ARGV[2] then return 0 end
+        elseif current then
+          return 0
+        end
+        redis.call('HSET', KEYS[1], '_password', ARGV[3])
+        if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'updated_at', ARGV[4]) end
+        return 1
         """
     )
 
