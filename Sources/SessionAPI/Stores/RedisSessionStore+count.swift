@@ -1,12 +1,12 @@
 import RedisClient
 
 extension RedisSessionStore {
-    /// The live sessions of every user: `SCAN <prefix>session:* COUNT 1000`, never `KEYS` (so Redis is never
+    /// The live sessions of every user: `SCAN MATCH <prefix>session:* COUNT 1000`, never `KEYS` (so Redis is never
     /// blocked for long), each key counted once (SCAN may return a key twice while Redis rehashes). Redis drops
     /// expired keys from SCAN's replies, so expired sessions are not counted.
     package func count() async throws -> Int {
         try await StoreError.mappingRedisErrors {
-            let pattern = Self.globEscaped(self.keys.prefix) + "session:*"
+            let pattern = self.keys.sessionPattern
             var seen = Set<Int>()
             var cursor = "0"
             repeat {
@@ -22,15 +22,5 @@ extension RedisSessionStore {
             } while cursor != "0"
             return seen.count
         }
-    }
-
-    /// `text` with the glob characters of `SCAN MATCH` (`*`, `?`, `[`, `]`, `\`) escaped, so a prefix matches only itself.
-    static func globEscaped(_ text: String) -> String {
-        var escaped = ""
-        for character in text {
-            if "*?[]\\".contains(character) { escaped.append("\\") }
-            escaped.append(character)
-        }
-        return escaped
     }
 }
