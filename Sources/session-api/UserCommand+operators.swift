@@ -90,7 +90,8 @@ extension UserCommand {
             discussion: """
                 The password is read from stdin (its first line) or, at a terminal, typed twice without echo; never \
                 from the command line. It is checked and hashed as the API does it (not empty, no NUL, at most 1024 \
-                bytes; Argon2id with PASSWORD_ARGON2_*).
+                bytes; Argon2id with PASSWORD_ARGON2_*). Running servers refuse the old password from their next read \
+                of the user on (their Basic cache keeps the hash a credential matched, so it does not outlive a change).
                 """
         )
 

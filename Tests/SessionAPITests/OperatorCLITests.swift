@@ -1,4 +1,6 @@
 import Foundation
+import HTTPTypes
+import HummingbirdTesting
 import RedisClient
 import SessionAPI
 import TestSupport
@@ -194,16 +196,27 @@ struct OperatorCLITests {
             #expect(all.stdout == "1 session ended\n")
             #expect(try await fixture.withStores { try await $0.sessions?.userID(sessionID: third) } == nil)
 
-            // user set-password: from stdin, refused as the API refuses it; the user's sessions end.
+            // user set-password: from stdin, refused as the API refuses it, hashed as the server hashes (Argon2id with
+            // PASSWORD_ARGON2_*); updated_at moves; the user's sessions end.
+            // An updated_at from long ago, so that the change is visible without waiting for the clock.
+            let before = try await fixture.withStores {
+                try await $0.users.update(id: bob.id, firstName: nil, lastName: nil, updatedAt: "2001-01-01T00:00:00")
+            }
             self.expectFailure(try await fixture.run(["user", "set-password", bob.id], stdin: "a\u{0}b\n"), 1, "NUL")
             self.expectFailure(try await fixture.run(["user", "set-password", bob.id], stdin: "\n"), 1, "password missing")
+            let tooLong = String(repeating: "x", count: PasswordHasher.maximumPasswordBytes + 1)
+            self.expectFailure(try await fixture.run(["user", "set-password", bob.id], stdin: tooLong + "\n"), 1, "too long")
+            #expect(try await fixture.withStores { try await $0.users.user(id: bob.id) } == before)
             self.expectFailure(try await fixture.run(["user", "set-password", "nobody@example.com"], stdin: "pw\n"), 3, "no user")
             let set = try await fixture.run(["user", "set-password", "bob@example.com"], stdin: "new password\n")
             self.expectSuccess(set)
             #expect(set.stdout == "password set for user \(bob.id) (bob@example.com); 1 session ended\n")
             #expect(!set.stdout.contains("new password"))
             let hasher = PasswordHasher(configuration)
-            let hash = try await fixture.withStores { try await $0.users.user(id: bob.id)?.passwordHash }
+            let changed = try await fixture.withStores { try await $0.users.user(id: bob.id) }
+            let hash = changed?.passwordHash
+            #expect(hash?.hasPrefix("$argon2id$v=19$m=64,t=1,p=1$") == true, "\(hash ?? "nil")")
+            #expect(changed?.updatedAt != before?.updatedAt && changed?.createdAt == before?.createdAt)
             #expect(try await hasher.verify("new password", against: hash))
             #expect(try await !hasher.verify("old password", against: hash))
             #expect(try await fixture.withStores { try await $0.sessions?.userID(sessionID: second) } == nil)
@@ -221,6 +234,32 @@ struct OperatorCLITests {
             let finalCount = try await fixture.run(["session", "count"])
             self.expectSuccess(finalCount)
             #expect(finalCount.stdout == "0\n")
+        }
+    }
+
+    /// A running `basic_auth` server with a long `BASIC_AUTH_CACHE_SECONDS` stops accepting a password as soon as
+    /// it reads the user the CLI changed: its cache keeps the hash a credential matched, and every request reads the
+    /// user (JSON file: polled, the server notices the other process's write by its file watch).
+    @Test(arguments: [UserStoreKind.json, .redis])
+    func setPasswordAndDeleteReachARunningServersBasicCache(userStore: UserStoreKind) async throws {
+        try await self.withFixture(Stores(userStore: userStore, authType: .basicAuth)) { fixture in
+            self.expectSuccess(try await fixture.run(["user", "create", "--email", "bob@example.com"], stdin: "old password\n"))
+            var environment = fixture.environment
+            environment["BASIC_AUTH_CACHE_SECONDS"] = "3600"
+            let server = try await ServerProcess(environment: environment)
+            defer { server.terminate() }
+            try await server.withClient { client in
+                let status = { @Sendable (password: String) in
+                    try await client.get("/api/v1/users/me", headers: HTTPFields.basic("bob@example.com", password)).head.status
+                }
+                #expect(try await status("old password") == .ok)
+                #expect(try await status("old password") == .ok)  // now from the cache
+                self.expectSuccess(try await fixture.run(["user", "set-password", "bob@example.com"], stdin: "new password\n"))
+                #expect(try await eventually { try await status("old password") == .forbidden })
+                #expect(try await status("new password") == .ok)
+                self.expectSuccess(try await fixture.run(["user", "delete", "bob@example.com"]))
+                #expect(try await eventually { try await status("new password") == .forbidden })
+            }
         }
     }
 
