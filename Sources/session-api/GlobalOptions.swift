@@ -28,6 +28,12 @@ struct GlobalOptions: ParsableArguments {
         return logger
     }
 
+    /// Records what an administration command changed in the audit trail: the Redis stream `<prefix>audit` in the
+    /// Redis modes (the log line stays below the command's `error` level, so stderr stays what scripts read).
+    static func audit(_ event: AuditEvent, _ stores: AppStores, _ configuration: AppConfiguration) async {
+        await stores.audit.record(event, logger: Self.commandLogger(configuration))
+    }
+
     /// Opens the configured stores (running the Redis client they share), runs `body`, and turns every failure
     /// into a one-line `CommandFailure`.
     func withStores<T: Sendable>(_ body: @escaping @Sendable (AppConfiguration, AppStores) async throws -> T) async throws -> T {

@@ -15,14 +15,14 @@ struct SessionCommand: AsyncParsableCommand {
     static func withUserSessions<T: Sendable>(
         _ global: GlobalOptions,
         user reference: String,
-        _ body: @escaping @Sendable (User, any SessionStore) async throws -> T
+        _ body: @escaping @Sendable (User, any SessionStore, _ audit: @Sendable (AuditEvent) async -> Void) async throws -> T
     ) async throws -> T {
         try await global.withStores { configuration, stores in
             let sessions = try SessionAdministration.sharedStore(stores, configuration: configuration)
             guard let user = try await UserAdministration.findUser(reference, users: stores.users) else {
                 throw CommandFailure.noUser(reference)
             }
-            return try await body(user, sessions)
+            return try await body(user, sessions) { event in await GlobalOptions.audit(event, stores, configuration) }
         }
     }
 
@@ -45,7 +45,7 @@ struct SessionCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let sessions = try await SessionCommand.withUserSessions(self.global, user: self.user) { user, store in
+            let sessions = try await SessionCommand.withUserSessions(self.global, user: self.user) { user, store, _ in
                 try await store.sessions(userID: user.id)
             }
             if self.json {
@@ -81,11 +81,16 @@ struct SessionCommand: AsyncParsableCommand {
 
         func run() async throws {
             let handle = self.handle
-            let ended = try await SessionCommand.withUserSessions(self.global, user: self.user) { user, store -> Int in
-                guard let handle else { return try await store.deleteSessions(userID: user.id, keeping: nil) }
+            let ended = try await SessionCommand.withUserSessions(self.global, user: self.user) { user, store, audit -> Int in
+                guard let handle else {
+                    let ended = try await store.deleteSessions(userID: user.id, keeping: nil)
+                    await audit(AuditEvent(.sessionRevoked, userID: user.id, detail: "session-api session revoke --all; \(ended) sessions"))
+                    return ended
+                }
                 guard try await store.deleteSession(userID: user.id, handle: handle) else {
                     throw CommandFailure("no session \(Output.safe(handle)) of user \(user.id)", status: .notFound)
                 }
+                await audit(AuditEvent(.sessionRevoked, userID: user.id, detail: "session-api session revoke; session \(handle)"))
                 return 1
             }
             print(ended == 1 ? "1 session ended" : "\(ended) sessions ended")

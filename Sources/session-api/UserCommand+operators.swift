@@ -68,6 +68,8 @@ extension UserCommand {
                 guard let ended = try await UserAdministration.deleteUser(id: user.id, users: stores.users, sessions: sessions) else {
                     return nil
                 }
+                let detail = "session-api user delete; \(Self.sessionsEnded(sessions == nil ? nil : ended))"
+                await GlobalOptions.audit(AuditEvent(.userDeleted, userID: user.id, detail: detail), stores, configuration)
                 return (user, sessions == nil ? nil : ended)
             }
             guard let result else { throw CommandFailure.noUser(reference) }
@@ -120,7 +122,11 @@ extension UserCommand {
                     hasher: PasswordHasher(configuration),
                     sessions: sessions
                 )
-                return done.map { ($0.user, sessions == nil ? nil : $0.endedSessions) }
+                guard let done else { return nil }
+                let ended = keepSessions ? "sessions kept" : Delete.sessionsEnded(sessions == nil ? nil : done.endedSessions)
+                let detail = "password set by session-api user set-password; \(ended)"
+                await GlobalOptions.audit(AuditEvent(.userUpdated, userID: user.id, detail: detail), stores, configuration)
+                return (done.user, sessions == nil ? nil : done.endedSessions)
             }
             guard let result else { throw CommandFailure.noUser(reference) }
             let (user, ended) = result

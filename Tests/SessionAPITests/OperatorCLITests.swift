@@ -234,6 +234,19 @@ struct OperatorCLITests {
             let finalCount = try await fixture.run(["session", "count"])
             self.expectSuccess(finalCount)
             #expect(finalCount.stdout == "0\n")
+
+            // What the commands changed is in the audit stream wherever there is Redis (never a password or cookie).
+            if stores.authType == .sessionRedisAuth || stores.userStore == .redis {
+                let entries = try await self.auditEntries(fixture)
+                #expect(
+                    entries.compactMap { $0["event"] }.filter { $0 != "user.created" }
+                        == ["session.revoked", "session.revoked", "user.updated", "user.deleted"],
+                    "\(entries)"
+                )
+                #expect(entries.contains { $0["event"] == "user.deleted" && $0["user_id"] == bob.id })
+                let text = "\(entries)"
+                #expect(!text.contains("new password") && !text.contains(first) && !text.contains(second) && !text.contains("$argon2"))
+            }
         }
     }
 
@@ -260,6 +273,20 @@ struct OperatorCLITests {
                 self.expectSuccess(try await fixture.run(["user", "delete", "bob@example.com"]))
                 #expect(try await eventually { try await status("new password") == .forbidden })
             }
+        }
+    }
+
+    /// The entries of the fixture's audit stream, oldest first, as field maps.
+    func auditEntries(_ fixture: Fixture) async throws -> [[String: String]] {
+        let url = try #require(fixture.environment["REDIS_URL"])
+        let port = try #require(url.split(separator: ":").last.flatMap { Int($0) })
+        let configuration = RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port))
+        let reply = try await RedisClient.withClient(configuration, logger: testLogger()) { client in
+            try await client.send(["XRANGE", RedisArgument(RedisKeys(prefix: fixture.configuration.redisPrefix).audit), "-", "+"])
+        }
+        return (reply.array ?? []).map { entry in
+            let values = entry.array?.last?.array?.compactMap(\.string) ?? []
+            return Dictionary(stride(from: 0, to: values.count - 1, by: 2).map { (values[$0], values[$0 + 1]) }, uniquingKeysWith: { $1 })
         }
     }
 
