@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """What the access log costs on GET /api/v1/users/me: the same release binary with LOG_LEVEL=warning (no access
 line), LOG_LEVEL=info (text) and LOG_LEVEL=info LOG_FORMAT=json, in alternating rounds of wrk -t1 -c64, against one
-private redis-server, the log written to a file. Besides req/s (which swings with whatever else the machine runs) it
+private redis-server, the log written to a file outside DATA_DIR. Besides req/s (which swings with whatever else the machine runs) it
 prints the server's CPU time per request (utime + stime from /proc, over the measured run), which load elsewhere
-disturbs far less.
+disturbs far less. With --baseline BINARY (e.g. main's release build), that binary at LOG_LEVEL=info joins the
+rounds too: a server without this access log, at the default level.
 
-usage: scripts/access-log-cost.py [--binary .build/release/session-api] [--rounds 5] [--duration 5]
+usage: scripts/access-log-cost.py [--binary .build/release/session-api] [--baseline OTHER] [--rounds 5] [--duration 5]
 """
 import argparse, hashlib, json, os, re, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
@@ -40,11 +41,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run(args, name: str, env_extra: dict, redis_port: int, work: str) -> dict:
+    binary = env_extra.pop("_binary", args.binary)
     port = free_port()
     env = dict(os.environ, AUTH_TYPE="session_redis_auth", REDIS_URL=f"redis://127.0.0.1:{redis_port}", DATA_DIR=work,
                API_HOST="127.0.0.1", API_PORT=str(port), **env_extra)
-    log = open(os.path.join(work, "server.log"), "w")
-    server = subprocess.Popen([args.binary, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    # Not in DATA_DIR: the JSON store watches that directory, and every line written there would wake its watch.
+    log = open(os.path.join(args.log_dir, "server.log"), "w")
+    server = subprocess.Popen([binary, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: urllib.request.urlopen(f"{base}/healthz").status == 200, 30, "server")
@@ -70,10 +73,12 @@ def run(args, name: str, env_extra: dict, redis_port: int, work: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default=".build/release/session-api")
+    ap.add_argument("--baseline", help="another build (main's), run at LOG_LEVEL=info alongside")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=int, default=5)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="access-log-cost-")
+    args.log_dir = tempfile.mkdtemp(prefix="access-log-cost-log-")
     password = hashlib.sha256(b"benchpass").hexdigest()
     user = {"id": "3c84c31b-67cf-49c3-b32c-e9de28f7a8eb", "email": "bench@x.test", "_password": password, "first_name": "Bench",
             "last_name": None, "created_at": "2026-11-25T02:11:05", "updated_at": "2026-11-25T02:11:05"}
@@ -83,10 +88,13 @@ def main() -> None:
                               "--dir", work], stdout=subprocess.DEVNULL)
     try:
         wait_until(lambda: socket.create_connection(("127.0.0.1", redis_port), 1).close() is None, 10, "redis-server")
-        results = {name: [] for name in CONFIGS}
+        configs = dict(CONFIGS)
+        if args.baseline:
+            configs["baseline (info)"] = {"LOG_LEVEL": "info", "_binary": args.baseline}
+        results = {name: [] for name in configs}
         for round_no in range(1, args.rounds + 1):
-            for name, extra in CONFIGS.items():
-                r = run(args, name, extra, redis_port, work)
+            for name, extra in configs.items():
+                r = run(args, name, dict(extra), redis_port, work)
                 results[name].append(r)
                 print(f"round {round_no} {name:>14}: {r['rps']:>9,.0f} req/s  {r['cpu_us']:6.1f} µs CPU/request", flush=True)
         base = statistics.median(r["cpu_us"] for r in results["warning (off)"])
