@@ -54,7 +54,9 @@ public final class RedisClient: Sendable, Service {
     private let runState = Mutex<RunState>(.idle)
     /// Where commands go.
     private let backend: Backend
-    let events = RedisTopologyEvents()
+    let events: RedisTopologyEvents
+    /// Told of every command and reconnect, for metrics; `nil`: nothing is measured.
+    private let observer: RedisClientObserver?
 
     private enum Backend: Sendable {
         /// One server, or (with a monitor) the master the Sentinels name.
@@ -76,13 +78,17 @@ public final class RedisClient: Sendable, Service {
     ///     cluster, one per primary; the primaries are spread over the event loops).
     ///   - logger: Receives connection events (connected, lost, reconnect failures, timeouts, a new master). Passwords
     ///     are never logged.
+    ///   - observer: Told of each command's latency and outcome and of each reconnect (for metrics); `nil` by default.
     public init(
         configuration: RedisClientConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger
+        logger: Logger,
+        observer: RedisClientObserver? = nil
     ) {
         self.configuration = configuration
         self.logger = logger
+        self.observer = observer
+        self.events = RedisTopologyEvents(reconnected: observer?.reconnected)
         let tls = configuration.tls.map { RedisTLSContext(settings: $0) }
         var eventLoops = Array(eventLoopGroup.makeIterator())
         if eventLoops.isEmpty {
@@ -221,6 +227,11 @@ public final class RedisClient: Sendable, Service {
 
     /// Sends a command and returns its reply as is, error replies included. In a cluster, to the primary of its keys.
     func sendRaw(_ command: [RedisArgument]) async throws -> RESPValue {
+        guard let observer = self.observer else { return try await self.sendUnobserved(command) }
+        return try await Self.observing(observer, Self.name(of: command)) { try await self.sendUnobserved(command) }
+    }
+
+    private func sendUnobserved(_ command: [RedisArgument]) async throws -> RESPValue {
         switch self.backend {
         case .pool(let pool, _):
             let reply = try await pool.connection().send(command)
@@ -240,6 +251,13 @@ public final class RedisClient: Sendable, Service {
     /// - Parameter extraTimeout: Added to the command timeout (for a trailing `WAIT`).
     /// - Throws: ``RedisClientError`` with code `crossSlot` in a cluster when the keys span slots; as ``send(_:)-([RedisArgument])``.
     func pipelineRaw(_ commands: [[RedisArgument]], extraTimeout: Duration = .zero) async throws -> [RESPValue] {
+        guard let observer = self.observer else { return try await self.pipelineUnobserved(commands, extraTimeout: extraTimeout) }
+        return try await Self.observing(observer, Self.name(of: commands)) {
+            try await self.pipelineUnobserved(commands, extraTimeout: extraTimeout)
+        }
+    }
+
+    private func pipelineUnobserved(_ commands: [[RedisArgument]], extraTimeout: Duration) async throws -> [RESPValue] {
         switch self.backend {
         case .pool(let pool, _):
             let connection = try await pool.connection()
@@ -294,8 +312,40 @@ public final class RedisClient: Sendable, Service {
         case .pool:
             return try await self.pipelineRaw(commands)
         case .cluster(let router):
-            return try await router.pipeline(commands)
+            guard let observer = self.observer else { return try await router.pipeline(commands) }
+            return try await Self.observing(observer, Self.name(of: commands)) { try await router.pipeline(commands) }
         }
+    }
+
+    // MARK: Observing
+
+    /// Runs `operation` and tells `observer` how long it took and how it ended (an error reply counts as a failure).
+    private static func observing<Reply>(
+        _ observer: RedisClientObserver,
+        _ name: String,
+        _ operation: () async throws -> Reply
+    ) async throws -> Reply {
+        let start = ContinuousClock.now
+        do {
+            let reply = try await operation()
+            var error: RedisClientError?
+            if let single = reply as? RESPValue, case .error(let message) = single { error = RedisClientError(.commandError, message: message) }
+            observer.commandFinished(name, ContinuousClock.now - start, error)
+            return reply
+        } catch {
+            observer.commandFinished(name, ContinuousClock.now - start, error)
+            throw error
+        }
+    }
+
+    /// A command's name for an observer: its first word in capitals, never an argument.
+    private static func name(of command: [RedisArgument]) -> String {
+        command.first?.description.uppercased() ?? ""
+    }
+
+    /// `PIPELINE` for several commands sent together, else the command's name.
+    private static func name(of commands: [[RedisArgument]]) -> String {
+        commands.count == 1 ? Self.name(of: commands[0]) : "PIPELINE"
     }
 
     /// Runs commands as one `MULTI`/`EXEC` transaction, sent in one write on one connection.

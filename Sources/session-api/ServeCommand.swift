@@ -21,11 +21,13 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = try self.global.configuration()
         if let host { configuration.host = host }
         if let port { configuration.port = port }
-        var logger = Logger(label: "session-api")
+        var logger = Logger(label: "session-api", factory: AppLogHandler.factory(format: configuration.logFormat))
         logger.logLevel = configuration.logLevel
+        let metrics = configuration.metricsPort.map { _ in AppMetrics() }
         let app: any ApplicationProtocol
         do {
-            app = try await buildApplication(configuration, stores: AppStores.open(configuration, logger: logger), logger: logger)
+            let stores = try await AppStores.open(configuration, logger: logger, metrics: metrics)
+            app = try buildApplication(configuration, stores: stores, logger: logger, metrics: metrics)
         } catch let error as StoreError {
             throw CommandFailure("cannot open the stores: \(error.message)")
         } catch let error as ConfigurationError {

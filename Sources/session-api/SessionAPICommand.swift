@@ -7,11 +7,15 @@ struct SessionAPICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "session-api",
         abstract: "A user API with session-cookie authentication.",
-        subcommands: [ServeCommand.self, UserCommand.self],
+        discussion: """
+            Exit statuses: 0 done, 1 failure (a store unavailable, a configuration or input that cannot be used), \
+            2 usage (a wrong command line), 3 not found (no such user, session or handle). Failures print one line on stderr.
+            """,
+        subcommands: [ServeCommand.self, UserCommand.self, SessionCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 
-    /// Runs the command; failures print one line to stderr and exit 1.
+    /// Parses and runs the command; a failure prints one line to stderr and exits with its `ExitStatus`.
     static func main() async {
         do {
             var command = try parseAsRoot()
@@ -21,10 +25,23 @@ struct SessionAPICommand: AsyncParsableCommand {
                 try command.run()
             }
         } catch let failure as CommandFailure {
-            FileHandle.standardError.write(Data("session-api: \(failure.description)\n".utf8))
-            Foundation.exit(1)
+            Self.fail(failure.description, status: failure.status)
         } catch {
-            exit(withError: error)
+            switch exitCode(for: error) {
+            case .success:
+                // --help (its `run` throws a help request) prints the help on stdout and exits 0.
+                exit(withError: error)
+            case .validationFailure:
+                let message = self.message(for: error).split(whereSeparator: \.isNewline).joined(separator: "; ")
+                Self.fail("\(message) (see --help)", status: .usage)
+            default:
+                Self.fail("\(error)", status: .failure)
+            }
         }
+    }
+
+    private static func fail(_ message: String, status: ExitStatus) -> Never {
+        FileHandle.standardError.write(Data("session-api: \(message)\n".utf8))
+        Foundation.exit(status.rawValue)
     }
 }

@@ -9,7 +9,7 @@ struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user",
         abstract: "Manage users in the configured user store.",
-        subcommands: [Create.self]
+        subcommands: [Create.self, List.self, Show.self, Delete.self, SetPassword.self]
     )
 
     struct Create: AsyncParsableCommand {

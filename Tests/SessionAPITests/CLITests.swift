@@ -244,6 +244,8 @@ enum SessionAPIBinary {
         ("API_PORT", "99999"),
         ("AUTH_TYPE", "kerberos"),
         ("SESSION_NAME", "bad;name"),
+        ("LOG_FORMAT", "xml"),
+        ("METRICS_PORT", "abc"),
     ])
     func serveWithABadVariableFailsWithOneLineNamingIt(variable: String, value: String) async throws {
         try await withDataDirectory { directory in

@@ -16,6 +16,9 @@ import Testing
         #expect(configuration.passwordArgon2MemoryKiB == 19_456)
         #expect(configuration.passwordArgon2Iterations == 2)
         #expect(configuration.passwordArgon2Parallelism == 1)
+        #expect(configuration.logFormat == .text)
+        #expect(configuration.metricsPort == nil)
+        #expect(configuration.metricsHost == "127.0.0.1")
     }
 
     @Test func blankValuesAreDefaults() throws {
@@ -37,6 +40,9 @@ import Testing
             "PASSWORD_ARGON2_MEMORY_KIB": "65536",
             "PASSWORD_ARGON2_ITERATIONS": "3",
             "LOG_LEVEL": "debug",
+            "LOG_FORMAT": "JSON",
+            "METRICS_PORT": "9464",
+            "METRICS_HOST": "10.0.0.5",
         ])
         #expect(configuration.host == "127.0.0.1")
         #expect(configuration.port == 8080)
@@ -47,6 +53,9 @@ import Testing
         #expect(configuration.passwordArgon2MemoryKiB == 65_536)
         #expect(configuration.passwordArgon2Iterations == 3)
         #expect(configuration.logLevel == .debug)
+        #expect(configuration.logFormat == .json)
+        #expect(configuration.metricsPort == 9464)
+        #expect(configuration.metricsHost == "10.0.0.5")
     }
 
     @Test(arguments: [
@@ -79,6 +88,9 @@ import Testing
         ("PASSWORD_ARGON2_ITERATIONS", "0"),
         ("PASSWORD_ARGON2_PARALLELISM", "cheap"),
         ("LOG_LEVEL", "loud"),
+        ("LOG_FORMAT", "xml"),
+        ("METRICS_PORT", "70000"),
+        ("METRICS_PORT", "nine"),
     ])
     func badValueIsRejectedNamingTheVariable(variable: String, value: String) throws {
         let error = try #require(throws: ConfigurationError.self) {

@@ -33,6 +33,14 @@ struct VanishingSessionStore: SessionStore {
         0
     }
 
+    func count() async throws -> Int {
+        try await self.inner.count()
+    }
+
+    func inspect(sessionID: String) async throws -> SessionInspection? {
+        try await self.inner.inspect(sessionID: sessionID)
+    }
+
     func checkReady() async throws {}
 }
 
@@ -46,6 +54,8 @@ struct UnavailableSessionStore: SessionStore {
     func sessions(userID: String) async throws -> [SessionInfo] { throw Self.error }
     func deleteSession(userID: String, handle: String) async throws -> Bool { throw Self.error }
     func deleteSessions(userID: String, keeping sessionID: String?) async throws -> Int { throw Self.error }
+    func count() async throws -> Int { throw Self.error }
+    func inspect(sessionID: String) async throws -> SessionInspection? { throw Self.error }
     func checkReady() async throws { throw Self.error }
 }
 

@@ -115,6 +115,7 @@ final class RedisConnectionPool: Sendable {
                 )
                 if hasBeenUnavailable {
                     logger.info("Reconnected to Redis", metadata: ["redis.endpoint": "\(target.endpoint)"])
+                    self.events.reconnected(target.endpoint)
                 } else {
                     logger.debug("Connected to Redis", metadata: ["redis.endpoint": "\(target.endpoint)"])
                 }

@@ -6,6 +6,17 @@ import Synchronization
 final class RedisTopologyEvents: Sendable {
     private let generation = Atomic<UInt64>(0)
     private let subscribers = Mutex<Subscribers>(Subscribers())
+    /// ``RedisClientObserver/reconnected``, if the client has an observer.
+    private let reconnectObserver: (@Sendable (RedisClientConfiguration.Endpoint) -> Void)?
+
+    init(reconnected: (@Sendable (RedisClientConfiguration.Endpoint) -> Void)? = nil) {
+        self.reconnectObserver = reconnected
+    }
+
+    /// A pool connection came up again after it had been up before: tells the client's observer.
+    func reconnected(_ endpoint: RedisClientConfiguration.Endpoint) {
+        self.reconnectObserver?(endpoint)
+    }
 
     private struct Subscribers {
         var nextID = 0

@@ -53,6 +53,15 @@ package struct AppConfiguration: Sendable {
     /// Peers whose `X-Forwarded-For` is believed (the load balancers in front of this process).
     package var trustedProxies: [IPNetwork] = []
 
+    // MARK: Operations (issue 8)
+
+    /// `LOG_FORMAT`: text (swift-log's layout) or one JSON object a line.
+    package var logFormat: LogFormat = .text
+    /// `METRICS_PORT`: where `GET /metrics` answers (Prometheus text); `nil`: no metrics at all.
+    package var metricsPort: Int?
+    /// `METRICS_HOST`: the address of the metrics listener; loopback unless said otherwise.
+    package var metricsHost: String = "127.0.0.1"
+
     /// The defaults: no auth, JSON users in the working directory, port 5000.
     package init() {}
 
@@ -160,6 +169,14 @@ package struct AppConfiguration: Sendable {
                 return network
             }
         }
+        if let format = value("LOG_FORMAT") {
+            guard let parsed = LogFormat(rawValue: format.lowercased()) else {
+                throw ConfigurationError(variable: "LOG_FORMAT", reason: "'\(format)' is not one of text, json")
+            }
+            self.logFormat = parsed
+        }
+        if let port = try integer("METRICS_PORT", 0...65535, "a port number") { self.metricsPort = port }
+        if let host = value("METRICS_HOST") { self.metricsHost = host }
         if let admins = value("ADMIN_EMAILS") {
             self.adminEmails = Set(
                 admins.split(separator: ",").map { User.normalizedEmail($0.trimmingCharacters(in: .whitespaces)) }.filter { !$0.isEmpty }

@@ -4,16 +4,25 @@ import NIOCore
 
 /// Builds the application that `session-api serve` runs, and that the tests run.
 package func buildApplication(_ configuration: AppConfiguration, logger: Logger? = nil) async throws -> some ApplicationProtocol {
-    var logger = logger ?? Logger(label: "session-api")
+    var logger = logger ?? Logger(label: "session-api", factory: AppLogHandler.factory(format: configuration.logFormat))
     logger.logLevel = configuration.logLevel
-    let stores = try await AppStores.open(configuration, logger: logger)
-    return try buildApplication(configuration, stores: stores, logger: logger)
+    let metrics = configuration.metricsPort.map { _ in AppMetrics() }
+    let stores = try await AppStores.open(configuration, logger: logger, metrics: metrics)
+    return try buildApplication(configuration, stores: stores, logger: logger, metrics: metrics)
 }
 
 /// Builds the application around stores made by the caller (`AppStores.open`, or a test's own).
+/// - Parameter metrics: where requests, logins and the hash queue are counted (pass the one the stores were opened
+///   with, so that Redis is counted too); `nil`: a new one when `METRICS_PORT` is set, else none.
 /// - Throws: `ConfigurationError` when a session mode is configured but `stores` has no session store.
-package func buildApplication(_ configuration: AppConfiguration, stores: AppStores, logger: Logger) throws -> some ApplicationProtocol {
-    let router = try buildRouter(configuration, stores: stores)
+package func buildApplication(
+    _ configuration: AppConfiguration,
+    stores: AppStores,
+    logger: Logger,
+    metrics: AppMetrics? = nil
+) throws -> some ApplicationProtocol {
+    let metrics = metrics ?? configuration.metricsPort.map { _ in AppMetrics() }
+    let router = try buildRouter(configuration, stores: stores, metrics: metrics)
     if let warning = configuration.noAuthenticationWarning { logger.warning("\(warning)") }
     var app = Application(
         router: router,
@@ -24,32 +33,40 @@ package func buildApplication(_ configuration: AppConfiguration, stores: AppStor
         logger: logger
     )
     app.addServices(stores.services)
+    if let metrics, let port = configuration.metricsPort {
+        app.addServices(buildMetricsApplication(metrics, host: configuration.metricsHost, port: port, logger: logger))
+    }
     return app
 }
 
 /// The routes and middleware of the API. Middleware order, outermost first: request log (client
-/// address), CORS, error mapping, authentication; so every error, 401/403 included, is JSON with CORS headers.
+/// address, request id, access line, metrics), CORS, error mapping, authentication; so every error, 401/403 included, is JSON with CORS headers.
 /// - Throws: `ConfigurationError` when a session mode is configured but `stores` has no session store.
-package func buildRouter(_ configuration: AppConfiguration, stores: AppStores) throws -> Router<AppRequestContext> {
-    try buildRoutes(configuration, stores: stores).router
+package func buildRouter(_ configuration: AppConfiguration, stores: AppStores, metrics: AppMetrics? = nil) throws -> Router<AppRequestContext> {
+    try buildRoutes(configuration, stores: stores, metrics: metrics).router
 }
 
 /// The API routes `buildRouter` registers for this configuration (paths as the router spells them,
 /// `/api/v1/users/:id`), without the 405, `OPTIONS` and `HEAD` answers it adds: what `openapi.yaml` lists.
 /// - Throws: as `buildRouter`.
 package func apiRoutes(_ configuration: AppConfiguration, stores: AppStores) throws -> [(path: String, method: HTTPRequest.Method)] {
-    try buildRoutes(configuration, stores: stores).routes.registered
+    try buildRoutes(configuration, stores: stores, metrics: nil).routes.registered
 }
 
 /// The one place the router is wired, for `buildRouter` and `apiRoutes`.
-private func buildRoutes(_ configuration: AppConfiguration, stores: AppStores) throws -> (router: Router<AppRequestContext>, routes: RouteTable) {
+private func buildRoutes(
+    _ configuration: AppConfiguration,
+    stores: AppStores,
+    metrics: AppMetrics?
+) throws -> (router: Router<AppRequestContext>, routes: RouteTable) {
     let router = Router(context: AppRequestContext.self, options: [.autoGenerateHeadEndpoints])
     let clientAddress = ClientAddress(trustedProxies: configuration.trustedProxies)
     let hasher = PasswordHasher(configuration)
+    metrics?.observeHashQueue { hasher.queueDepth }
     // Max-Age follows the session's lifetime where sessions expire (session_auth's never do).
     let lifetime = configuration.authType != .sessionAuth && configuration.sessionDuration > 0 ? configuration.sessionDuration : nil
     let cookie = SessionCookie(name: configuration.sessionCookieName, secure: configuration.sessionCookieSecure, maxAge: lifetime)
-    router.add(middleware: RequestLogMiddleware(clientAddress: clientAddress))
+    router.add(middleware: RequestLogMiddleware(clientAddress: clientAddress, metrics: metrics))
     router.add(middleware: NoStoreMiddleware())
     // With AUTH_TYPE unset, no page of another origin may send writes (an open API by accident, even on loopback).
     router.add(middleware: CORSForAPIMiddleware(allowingWrites: configuration.authType != nil))

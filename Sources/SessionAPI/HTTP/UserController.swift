@@ -78,10 +78,11 @@ package struct UserController: Sendable {
     /// Deletes the user, then every session it had, so none of its cookies works any more.
     func delete(id: String, context: AppRequestContext) async throws -> Response {
         guard self.policy.mayCreateOrDelete(context.identity?.user) else { throw APIError(.forbidden) }
-        guard try await self.users.delete(id: id) else { throw APIError(.notFound) }
-        try await self.sessions?.deleteSessions(userID: id)
+        guard let ended = try await UserAdministration.deleteUser(id: id, users: self.users, sessions: self.sessions) else {
+            throw APIError(.notFound)
+        }
         await self.audit.record(
-            AuditEvent(.userDeleted, userID: id, actorID: context.identity?.user.id, ip: context.clientIP),
+            AuditEvent(.userDeleted, userID: id, actorID: context.identity?.user.id, ip: context.clientIP, detail: "\(ended) sessions ended"),
             logger: context.logger
         )
         return try JSONResponse.encode([String: String]())

@@ -31,7 +31,8 @@ package struct AppStores: Sendable {
     /// application (or by `withStores`), and connects by itself.
     /// - Throws: `StoreError` when a data file is unreadable, `ConfigurationError` when a store needs a Redis
     ///   and none is configured (`AppConfiguration` refuses that already; this is never a silent fallback).
-    package static func open(_ configuration: AppConfiguration, logger: Logger) async throws -> AppStores {
+    /// With `metrics`, the Redis client reports each command's latency, its errors and its reconnects there.
+    package static func open(_ configuration: AppConfiguration, logger: Logger, metrics: AppMetrics? = nil) async throws -> AppStores {
         var redisClient: RedisClient?
         func redis(for variable: String) throws -> RedisClient {
             if let redisClient { return redisClient }
@@ -40,7 +41,7 @@ package struct AppStores: Sendable {
             }
             var redisLogger = logger
             redisLogger[metadataKey: "redis"] = .string("\(redisConfiguration)")
-            let client = RedisClient(configuration: redisConfiguration, logger: redisLogger)
+            let client = RedisClient(configuration: redisConfiguration, logger: redisLogger, observer: metrics.map(Self.redisObserver))
             redisClient = client
             return client
         }
@@ -93,6 +94,31 @@ package struct AppStores: Sendable {
             audit: AuditTrail(redis: redisClient, keys: keys),
             services: redisClient.map { [$0] } ?? []
         )
+    }
+
+    /// The Redis client's hooks, turned into `metrics`.
+    static func redisObserver(_ metrics: AppMetrics) -> RedisClientObserver {
+        RedisClientObserver(
+            commandFinished: { command, duration, error in
+                let code = error.map { Self.snakeCase(($0 as? RedisClientError)?.code.description ?? "other") }
+                metrics.recordRedisCommand(command, duration: duration, error: code)
+            },
+            reconnected: { _ in metrics.recordRedisReconnect() }
+        )
+    }
+
+    /// `notConnected` as `not_connected`, as Prometheus label values are written.
+    static func snakeCase(_ name: String) -> String {
+        var result = ""
+        for character in name {
+            if character.isUppercase {
+                result.append("_")
+                result.append(contentsOf: character.lowercased())
+            } else {
+                result.append(character)
+            }
+        }
+        return result
     }
 
     /// Opens the stores, runs their services (the Redis client) around `body`, then stops them.

@@ -138,6 +138,31 @@ package struct JSONFileSessionStore: SessionStore {
         }
     }
 
+    package func count() async throws -> Int {
+        let expiry = self.expiry
+        return try await self.file.read { records in records.values.count(where: { !Self.isExpired($0, expiry) }) }
+    }
+
+    /// The record of `.db_UserSession.json` (which holds the session ID in clear, as the original's does).
+    package func inspect(sessionID: String) async throws -> SessionInspection? {
+        let (expiry, path) = (self.expiry, self.file.path)
+        return try await self.file.read { records in
+            guard let record = records.values.first(where: { $0.sessionID == sessionID }) else { return nil }
+            var fields = ["id": record.id, "user_id": record.userID, "created_at": record.createdAt, "updated_at": record.updatedAt]
+            if let expiresAt = Timestamp.epochSeconds(record.createdAt).flatMap(expiry.expiresAt) {
+                fields["expires_at"] = Timestamp.string(epochSeconds: expiresAt)
+            }
+            if let ip = record.ip { fields["ip"] = ip }
+            if let userAgent = record.userAgent { fields["user_agent"] = userAgent }
+            return SessionInspection(
+                handle: SessionID.handle(of: sessionID),
+                location: "\(path), record \(record.id)",
+                fields: fields,
+                isLive: !Self.isExpired(record, expiry)
+            )
+        }
+    }
+
     package func checkReady() async throws {
         try await self.file.checkReadable()
     }

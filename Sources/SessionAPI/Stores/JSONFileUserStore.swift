@@ -60,10 +60,11 @@ package struct JSONFileUserStore: UserStore {
         }
     }
 
-    package func replacePasswordHash(id: String, expected expectedHash: String?, with newHash: String) async throws -> Bool {
+    package func replacePasswordHash(id: String, expected expectedHash: String?, with newHash: String, updatedAt: String?) async throws -> Bool {
         try await self.file.write { records in
             guard var user = records[id], user.passwordHash == expectedHash else { return (false, false) }
             user.passwordHash = newHash
+            if let updatedAt { user.updatedAt = updatedAt }
             records[id] = user
             return (true, true)
         }

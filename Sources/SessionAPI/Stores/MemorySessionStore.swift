@@ -92,5 +92,25 @@ package final class MemorySessionStore: SessionStore {
         }
     }
 
+    package func count() async throws -> Int {
+        self.state.withLock { state in state.sessions.values.count(where: { !self.expiry.isExpired(createdAt: $0.createdAt) }) }
+    }
+
+    package func inspect(sessionID: String) async throws -> SessionInspection? {
+        self.state.withLock { state in
+            guard let entry = state.sessions[sessionID] else { return nil }
+            var fields = ["user_id": entry.userID, "created_at": Timestamp.string(epochSeconds: entry.createdAt)]
+            if let expiresAt = self.expiry.expiresAt(createdAt: entry.createdAt) { fields["expires_at"] = Timestamp.string(epochSeconds: expiresAt) }
+            if let ip = entry.metadata.ip { fields["ip"] = ip }
+            if let userAgent = entry.metadata.userAgent { fields["user_agent"] = userAgent }
+            return SessionInspection(
+                handle: SessionID.handle(of: sessionID),
+                location: "this process's memory",
+                fields: fields,
+                isLive: !self.expiry.isExpired(createdAt: entry.createdAt)
+            )
+        }
+    }
+
     package func checkReady() async throws {}
 }

@@ -10,6 +10,9 @@ package struct RedisKeys: Sendable {
     /// `<prefix>session:<sha256 hex of the session id>`: a hash, with the session's remaining lifetime as TTL.
     /// The ID itself is never stored, so a dump or a replica holds no usable cookie.
     package func session(hash: String) -> String { self.prefix + "session:" + hash }
+    /// `<prefix>session:*` with the prefix's glob characters escaped: every session key and nothing else, for
+    /// `SCAN MATCH` (a prefix such as `a[1]:` matches only itself).
+    package var sessionPattern: String { Self.globEscaped(self.prefix) + "session:*" }
     /// `<prefix>user-sessions:<user id>`: a sorted set of session hashes scored by expiry (epoch seconds).
     package func userSessions(userID: String) -> String { self.prefix + "user-sessions:" + userID }
     /// `<prefix>user:<user id>`: a hash with the user's fields.
@@ -24,6 +27,16 @@ package struct RedisKeys: Sendable {
     package func throttle(address: String) -> String { self.prefix + "throttle:address:" + address }
     /// `<prefix>audit`: the audit stream (capped, `XADD ... MAXLEN ~ 10000`).
     package var audit: String { self.prefix + "audit" }
+
+    /// `text` with the glob characters of `SCAN MATCH` (`*`, `?`, `[`, `]`, `\`) escaped, so that it matches only itself.
+    static func globEscaped(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            if "*?[]\\".contains(character) { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return escaped
+    }
 
     /// The SHA-256 (lower-case hex) of a session ID: what Redis keys sessions by.
     package static func sessionHash(_ sessionID: String) -> String {

@@ -9,8 +9,8 @@ import RedisClient
 /// set `<prefix>user-sessions:<user id>` scored by its absolute expiry. Every change is one Lua script,
 /// so a crash can never leave half of one.
 package struct RedisSessionStore: SessionStore {
-    private let client: RedisClient
-    private let keys: RedisKeys
+    let client: RedisClient
+    let keys: RedisKeys
     /// Absolute lifetime in seconds; `<= 0`: no expiry.
     private let duration: Int
     /// Sliding idle timeout in seconds, or `nil`.
@@ -41,7 +41,7 @@ package struct RedisSessionStore: SessionStore {
     }
 
     /// Seconds since the epoch.
-    private func now() -> Int {
+    func now() -> Int {
         self.nowMilliseconds() / 1000
     }
 

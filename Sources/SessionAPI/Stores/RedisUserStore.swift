@@ -4,8 +4,8 @@ import RedisClient
 /// (a name that is `null` is an absent field), `<prefix>user-email:<lowercased email>` the id (set NX
 /// inside the create script: one email, one account across every process), `<prefix>users` every id.
 package struct RedisUserStore: UserStore {
-    private let client: RedisClient
-    private let keys: RedisKeys
+    let client: RedisClient
+    let keys: RedisKeys
 
     package init(client: RedisClient, keys: RedisKeys) {
         self.client = client
@@ -77,12 +77,15 @@ package struct RedisUserStore: UserStore {
         return Self.user(fromHashReply: reply)
     }
 
-    package func replacePasswordHash(id: String, expected expectedHash: String?, with newHash: String) async throws -> Bool {
+    package func replacePasswordHash(id: String, expected expectedHash: String?, with newHash: String, updatedAt: String?) async throws -> Bool {
         let reply = try await StoreError.mappingRedisErrors {
             try await self.client.evalsha(
                 Self.replacePasswordScript,
                 keys: [self.keys.user(id: id)],
-                arguments: [RedisArgument(expectedHash == nil ? "0" : "1"), RedisArgument(expectedHash ?? ""), RedisArgument(newHash)]
+                arguments: [
+                    RedisArgument(expectedHash == nil ? "0" : "1"), RedisArgument(expectedHash ?? ""), RedisArgument(newHash),
+                    RedisArgument(updatedAt ?? ""),
+                ]
             )
         }
         return reply.int64 == 1
@@ -142,8 +145,9 @@ package struct RedisUserStore: UserStore {
         """
     )
 
-    /// KEYS: user. ARGV: whether a hash is expected ('1'/'0'), the expected hash, the new hash. Sets `_password`
-    /// only if it is still the expected one (absent when none is expected); 1 if it did.
+    /// KEYS: user. ARGV: whether a hash is expected ('1'/'0'), the expected hash, the new hash, the new `updated_at`
+    /// ('' to leave it). Sets `_password` (and `updated_at`) only if it is still the expected one (absent when none
+    /// is expected); 1 if it did.
     static let replacePasswordScript = RedisScript(
         """
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -154,6 +158,7 @@ package struct RedisUserStore: UserStore {
           return 0
         end
         redis.call('HSET', KEYS[1], '_password', ARGV[3])
+        if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'updated_at', ARGV[4]) end
         return 1
         """
     )

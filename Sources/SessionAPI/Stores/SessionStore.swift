@@ -29,6 +29,45 @@ package struct SessionInfo: Sendable, Equatable {
     }
 }
 
+/// What a store holds for one session ID, for operators (`session-api session inspect`): never the ID itself.
+package struct SessionInspection: Sendable, Equatable {
+    /// `SessionID.handle(of:)` of the ID.
+    package var handle: String
+    /// Where it is kept: the Redis key, or the file and the record's id.
+    package var location: String
+    /// The stored fields by their stored names (the session ID itself left out).
+    package var fields: [String: String]
+    /// Redis: seconds before the key expires (`-1`: no TTL); `nil` where the store keeps no TTL.
+    package var timeToLive: Int?
+    /// Redis: the user's index (`<prefix>user-sessions:<user id>`) and this session's score in it (its expiry in
+    /// epoch seconds; `nil`: not in the index).
+    package var index: (key: String, score: String?)?
+    /// Whether the server would accept the session now.
+    package var isLive: Bool
+
+    package init(
+        handle: String,
+        location: String,
+        fields: [String: String],
+        timeToLive: Int? = nil,
+        index: (key: String, score: String?)? = nil,
+        isLive: Bool
+    ) {
+        self.handle = handle
+        self.location = location
+        self.fields = fields
+        self.timeToLive = timeToLive
+        self.index = index
+        self.isLive = isLive
+    }
+
+    package static func == (left: Self, right: Self) -> Bool {
+        left.handle == right.handle && left.location == right.location && left.fields == right.fields
+            && left.timeToLive == right.timeToLive && left.index?.key == right.index?.key && left.index?.score == right.index?.score
+            && left.isLive == right.isLive
+    }
+}
+
 /// Where sessions live: session ID -> user ID, with the expiry rules of the auth mode.
 ///
 /// Implementations: `MemorySessionStore`, `JSONFileSessionStore`, `RedisSessionStore`. Each keeps at most
@@ -50,6 +89,10 @@ package protocol SessionStore: Sendable {
     /// Ends every session of a user but `keeping` (a session ID), and returns how many ended.
     @discardableResult
     func deleteSessions(userID: String, keeping sessionID: String?) async throws -> Int
+    /// How many live sessions the store holds, every user's (never with `KEYS` on Redis).
+    func count() async throws -> Int
+    /// What the store holds for `sessionID`, live or not; `nil` when it holds nothing.
+    func inspect(sessionID: String) async throws -> SessionInspection?
     /// Throws when the store cannot serve requests now (for `/readyz`).
     func checkReady() async throws
 }

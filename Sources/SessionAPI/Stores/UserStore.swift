@@ -13,10 +13,19 @@ package protocol UserStore: Sendable {
     /// Sets the names that are non-nil and `updated_at`; returns the updated user, `nil` when absent.
     func update(id: String, firstName: String?, lastName: String?, updatedAt: String) async throws -> User?
     /// Sets the user's password hash to `newHash` if it is still `expectedHash` (so an upgrade on login never
-    /// undoes a password change that happened meanwhile); `false` when it was not (or there is no such user).
-    func replacePasswordHash(id: String, expected expectedHash: String?, with newHash: String) async throws -> Bool
+    /// undoes a password change that happened meanwhile, and a password change never undoes another); `false`
+    /// when it was not (or there is no such user). With `updatedAt`, `updated_at` too (a password change: the
+    /// CLI's `set-password`); `nil` leaves it (an upgrade of the hash, which changes nothing about the user).
+    func replacePasswordHash(id: String, expected expectedHash: String?, with newHash: String, updatedAt: String?) async throws -> Bool
     /// Removes a user; `false` when there was none.
     func delete(id: String) async throws -> Bool
     /// Throws when the store cannot serve requests now (for `/readyz`).
     func checkReady() async throws
+}
+
+extension UserStore {
+    /// `replacePasswordHash(id:expected:with:updatedAt:)` leaving `updated_at` as it is (a hash upgrade on login).
+    package func replacePasswordHash(id: String, expected expectedHash: String?, with newHash: String) async throws -> Bool {
+        try await self.replacePasswordHash(id: id, expected: expectedHash, with: newHash, updatedAt: nil)
+    }
 }

@@ -12,10 +12,19 @@ import Glibc
 final class ServerProcess: Sendable {
     let port: Int
     let process: Process
+    /// The `METRICS_PORT` it was given, when started with `metrics: true`.
+    let metricsPort: Int?
 
     /// Starts the server with `environment` (added to a minimal one) and `API_HOST=host`, and waits until
     /// `/healthz` answers on 127.0.0.1. Its output and log go to `output`, or (the log) to the tests' stderr.
-    init(environment: [String: String], host: String = "127.0.0.1", output: URL? = nil, timeout: Duration = .seconds(30)) async throws {
+    /// With `metrics`, it also gets a free `METRICS_PORT` (a new one on each attempt, as the API's port).
+    init(
+        environment: [String: String],
+        host: String = "127.0.0.1",
+        output: URL? = nil,
+        metrics: Bool = false,
+        timeout: Duration = .seconds(30)
+    ) async throws {
         let binary = try Self.binaryURL()
         var lastError: (any Error)?
         for _ in 0..<5 {
@@ -27,6 +36,8 @@ final class ServerProcess: Sendable {
             env.merge(environment) { _, new in new }
             env["API_HOST"] = host
             env["API_PORT"] = String(port)
+            let metricsPort = metrics ? try Self.freePort() : nil
+            if let metricsPort { env["METRICS_PORT"] = String(metricsPort) }
             process.environment = env
             if let output {
                 _ = FileManager.default.createFile(atPath: output.path, contents: nil)
@@ -41,6 +52,7 @@ final class ServerProcess: Sendable {
                 try await Self.waitUntilHealthy(port: port, process: process, timeout: timeout)
                 self.port = port
                 self.process = process
+                self.metricsPort = metricsPort
                 return
             } catch {
                 lastError = error
