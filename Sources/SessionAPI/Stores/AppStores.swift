@@ -40,10 +40,12 @@ package struct AppStores: Sendable {
         case .json:
             users = try await JSONFileUserStore(directory: configuration.dataDirectory)
         case .redis:
-            users = RedisUserStore(client: try redis(for: "USER_STORE"), keys: keys)
+            users = RedisUserStore(client: try redis(for: "USER_STORE"), keys: keys, logger: logger)
         }
 
         let expiry = SessionExpiry(duration: configuration.sessionDuration)
+        var waitClient: RedisClient?
+        var replicaWaiter: RedisReplicaWaiter?
         let sessions: (any SessionStore)?
         switch configuration.authType {
         case nil, .noAuthentication, .basicAuth:
@@ -59,15 +61,30 @@ package struct AppStores: Sendable {
                 maximumPerUser: configuration.sessionMaximumPerUser
             )
         case .sessionRedisAuth:
+            let client = try redis(for: "AUTH_TYPE")
+            // `WAIT` blocks its connection: the waited writes get a client of their own (see RedisReplicaWaiter).
+            if let wait = configuration.redisReplicaWait {
+                var waitLogger = logger
+                waitLogger[metadataKey: "redis"] = .string("\(client.configuration) (waited writes)")
+                let ownClient = RedisClient(configuration: client.configuration, logger: waitLogger)
+                waitClient = ownClient
+                replicaWaiter = RedisReplicaWaiter(client: ownClient, wait: wait, logger: logger)
+            }
             sessions = RedisSessionStore(
-                client: try redis(for: "AUTH_TYPE"),
+                client: client,
                 keys: keys,
                 duration: configuration.sessionDuration,
                 idleTimeout: configuration.sessionIdleTimeout,
-                maximumPerUser: configuration.sessionMaximumPerUser
+                maximumPerUser: configuration.sessionMaximumPerUser,
+                replicaWaiter: replicaWaiter
             )
         }
-        return AppStores(users: users, sessions: sessions, services: redisClient.map { [$0] } ?? [])
+        // The clients first, so that they are shut down last; the migration of the first key layout with them.
+        var services: [any Service] = []
+        if let redisClient {
+            services = [redisClient] + (waitClient.map { [$0] } ?? []) + [RedisLayoutMigration(client: redisClient, keys: keys, logger: logger)]
+        }
+        return AppStores(users: users, sessions: sessions, services: services)
     }
 
     /// Opens the stores, runs their services (the Redis client) around `body`, then stops them.
