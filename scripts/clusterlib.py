@@ -676,6 +676,16 @@ sentinel parallel-syncs {SENTINEL_MASTER} 1
         self.wait_node_ready(port, timeout)
         self.wait_redis_ready(timeout)
 
+    def data_primaries(self) -> list[int]:
+        """The ports of the servers that take writes: the one server, the master, or every primary."""
+        if self.redis_mode == "cluster":
+            return self.primary_ports()
+        return [self.current_master_port() or self.redis_port]
+
+    def node_command(self, port: int, *args, timeout: float = 10.0):
+        """One command on one server (INFO, CONFIG, ... of that server)."""
+        return redis_command(port, *args, timeout=timeout, db=self.redis_db if self.redis_mode != "cluster" else 0)
+
     def redis_query(self, *args, timeout: float = 10.0):
         """One command on the data, wherever it lives: the one server, the master, or (following MOVED) the
         primary of the key's slot."""
