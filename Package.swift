@@ -27,12 +27,19 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // Tests only: OpenAPISpecTests parses openapi.yaml.
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
     ],
     targets: [
         // libhiredis (Debian libhiredis-dev). No pkgConfig: Debian's hiredis.pc trips SwiftPM.
         .systemLibrary(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev"])]
+        ),
+        // libargon2 (Debian libargon2-dev): Argon2id password hashes.
+        .systemLibrary(
+            name: "CArgon2",
+            providers: [.apt(["libargon2-dev"])]
         ),
         .target(
             name: "RedisClient",
@@ -57,6 +64,7 @@ let package = Package(
             name: "SessionAPI",
             dependencies: [
                 "AtomicFile",
+                "CArgon2",
                 "RedisClient",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -121,7 +129,9 @@ let package = Package(
                 "RedisClient",
                 "SessionAPI",
                 "TestSupport",
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),

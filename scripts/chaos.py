@@ -242,7 +242,7 @@ class Chaos:
     def setup(self) -> None:
         if self.data_dir.exists():
             shutil.rmtree(self.data_dir)  # this run's own directory (data/chaos-<store>)
-        env = {"PASSWORD_HASH_COST": str(self.args.hash_cost), "LOG_LEVEL": os.environ.get("LOG_LEVEL", "info")}
+        env = {"PASSWORD_ARGON2_MEMORY_KIB": str(self.args.hash_memory_kib), "PASSWORD_ARGON2_ITERATIONS": "1", "LOG_LEVEL": os.environ.get("LOG_LEVEL", "info")}
         if self.args.wait_replicas:
             env["REDIS_WAIT_REPLICAS"] = str(self.args.wait_replicas)
         self.cluster = Cluster(
@@ -289,7 +289,7 @@ class Chaos:
                 if status != 200 or (parse_json(body) or {}).get("id") != session.user_id:
                     raise RuntimeError(f"session of {session.email} not valid on {url} before the run: {status}")
         c.close()
-        self.log(f"{len(self.users)} users created and logged in (PASSWORD_HASH_COST={self.args.hash_cost}), plus an admin session for creating users")
+        self.log(f"{len(self.users)} users created and logged in (PASSWORD_ARGON2_MEMORY_KIB={self.args.hash_memory_kib}, one pass), plus an admin session for creating users")
 
     def direct_me(self, base_url: str, cookie: str) -> tuple[int, bytes]:
         host, port = base_url.removeprefix("http://").split(":")
@@ -867,7 +867,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="requests/s per /users/me client, 0: no limit (default 100)")
     parser.add_argument("--create-rate", type=float, default=25.0, help="creates/s per creating client, 0: no limit (default 25)")
     parser.add_argument("--flow-rate", type=float, default=20.0, help="login/logout cycles/s per client, 0: no limit (default 20)")
-    parser.add_argument("--hash-cost", type=int, default=4, help="PASSWORD_HASH_COST of the cluster (default 4: cheap logins)")
+    parser.add_argument("--hash-memory-kib", type=int, default=64, help="PASSWORD_ARGON2_MEMORY_KIB of the cluster, with one pass (default 64: cheap logins)")
     parser.add_argument("--client-timeout", type=float, default=10.0, help="seconds before a request counts as a hang (default 10)")
     parser.add_argument("--margin", type=float, default=0.5, help="seconds over the Redis command timeout a request may take while Redis is stopped (default 0.5)")
     parser.add_argument("--redis-kill", action="store_true", help="stop Redis with SIGKILL (a crash) in every restart round (default: SIGTERM, a clean restart; the long form also has one SIGKILL round)")

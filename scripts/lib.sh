@@ -2,7 +2,7 @@
 # shellcheck shell=bash
 
 # Debian packages the build and the scripts need (Swift itself comes with the machine).
-SESSION_API_DEBS=(libhiredis-dev redis-server redis-tools curl python3 openssl)
+SESSION_API_DEBS=(libhiredis-dev libargon2-dev redis-server redis-tools curl python3 openssl)
 
 # Installs the missing packages of "$@" with apt-get (as root, or through sudo).
 ensure_debs() {

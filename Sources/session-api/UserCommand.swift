@@ -59,7 +59,7 @@ struct UserCommand: AsyncParsableCommand {
                         firstName: firstName,
                         lastName: lastName,
                         users: stores.users,
-                        hasher: PasswordHasher(cost: configuration.passwordHashCost)
+                        hasher: PasswordHasher(configuration)
                     )
                 }
                 print(user.jsonString(.public))

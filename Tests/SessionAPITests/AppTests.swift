@@ -62,6 +62,13 @@ import Testing
         WrongMethod(method: .delete, path: "/api/v1/users", allowed: ["GET", "POST", "HEAD", "OPTIONS"]),
         WrongMethod(method: .post, path: "/api/v1/users/some-id", allowed: ["GET", "PUT", "DELETE", "HEAD", "OPTIONS"]),
         WrongMethod(method: .patch, path: "/api/v1/users/me", allowed: ["GET", "PUT", "DELETE", "HEAD", "OPTIONS"]),
+        // Found by scripts/fuzz (schemathesis' unsupported_method): TRACE was 404 on every path.
+        WrongMethod(method: .trace, path: "/api/v1/users", allowed: ["GET", "POST", "HEAD", "OPTIONS"]),
+        WrongMethod(method: .trace, path: "/healthz", allowed: ["GET", "HEAD", "OPTIONS"]),
+        WrongMethod(method: .connect, path: "/api/v1/users/some-id", allowed: ["GET", "PUT", "DELETE", "HEAD", "OPTIONS"]),
+        // An extension method the router has never heard of (the QUERY draft), and a trailing slash.
+        WrongMethod(method: .init("QUERY")!, path: "/api/v1/status/", allowed: ["GET", "HEAD", "OPTIONS"]),
+        WrongMethod(method: .init("QUERY")!, path: "/api/v1/users/abc", allowed: ["GET", "PUT", "DELETE", "HEAD", "OPTIONS"]),
     ])
     func knownPathWrongMethodIs405(_ wrong: WrongMethod) async throws {
         try await TestApp.run(nil) { _, client in

@@ -81,7 +81,7 @@ import Glibc
         let process = Process()
         process.executableURL = try SessionAPIBinary.url()
         process.arguments = ["user", "create", "--email", "bob@example.com"]
-        process.environment = ["PATH": "/usr/bin:/bin", "DATA_DIR": directory, "PASSWORD_HASH_COST": "4"]
+        process.environment = ["PATH": "/usr/bin:/bin", "DATA_DIR": directory, "PASSWORD_ARGON2_MEMORY_KIB": "64", "PASSWORD_ARGON2_ITERATIONS": "1"]
         let stdout = Pipe()
         process.standardOutput = stdout
         process.standardInput = FileHandle(fileDescriptor: terminal.terminal, closeOnDealloc: false)

@@ -93,7 +93,7 @@ enum SessionAPIBinary {
 /// `session-api user create` and `session-api serve` start-up failures, through the real binary.
 @Suite struct CLITests {
     static func environment(_ directory: String) -> [String: String] {
-        ["DATA_DIR": directory, "PASSWORD_HASH_COST": "4"]
+        ["DATA_DIR": directory, "PASSWORD_ARGON2_MEMORY_KIB": "64", "PASSWORD_ARGON2_ITERATIONS": "1"]
     }
 
     /// Checks a failed run: non-zero exit, nothing on stdout, one line on stderr with no crash trace.
@@ -134,7 +134,7 @@ enum SessionAPIBinary {
             #expect(record["email"] as? String == "bob@example.com")
             #expect(record["first_name"] as? String == "Bob")
             let hash = try #require(record["_password"] as? String)
-            #expect(hash.hasPrefix("$2") && hash.contains("$04$"), "PASSWORD_HASH_COST=4 not used: \(hash)")
+            #expect(hash.hasPrefix("$argon2id$v=19$m=64,t=1,p=1$"), "PASSWORD_ARGON2_* not used: \(hash)")
 
             // The API serves the user the CLI made, and the password works.
             try await TestApp.run(AppConfiguration.test(directory: directory, authType: .sessionAuth)) { _, client in

@@ -13,7 +13,9 @@ import Testing
         #expect(configuration.sessionName == "_my_session_id")
         #expect(configuration.sessionDuration == 0)
         #expect(configuration.dataDirectory == ".")
-        #expect(configuration.passwordHashCost == 12)
+        #expect(configuration.passwordArgon2MemoryKiB == 19_456)
+        #expect(configuration.passwordArgon2Iterations == 2)
+        #expect(configuration.passwordArgon2Parallelism == 1)
     }
 
     @Test func blankValuesAreDefaults() throws {
@@ -32,7 +34,8 @@ import Testing
             "SESSION_NAME": "sid",
             "SESSION_DURATION": "3600",
             "DATA_DIR": "/tmp/somewhere",
-            "PASSWORD_HASH_COST": "10",
+            "PASSWORD_ARGON2_MEMORY_KIB": "65536",
+            "PASSWORD_ARGON2_ITERATIONS": "3",
             "LOG_LEVEL": "debug",
         ])
         #expect(configuration.host == "127.0.0.1")
@@ -41,7 +44,8 @@ import Testing
         #expect(configuration.sessionName == "sid")
         #expect(configuration.sessionDuration == 3600)
         #expect(configuration.dataDirectory == "/tmp/somewhere")
-        #expect(configuration.passwordHashCost == 10)
+        #expect(configuration.passwordArgon2MemoryKiB == 65_536)
+        #expect(configuration.passwordArgon2Iterations == 3)
         #expect(configuration.logLevel == .debug)
     }
 
@@ -71,9 +75,9 @@ import Testing
         ("SESSION_NAME", "bad name"),
         ("SESSION_NAME", "a=b"),
         ("SESSION_NAME", "sid\u{E9}"),
-        ("PASSWORD_HASH_COST", "3"),
-        ("PASSWORD_HASH_COST", "32"),
-        ("PASSWORD_HASH_COST", "cheap"),
+        ("PASSWORD_ARGON2_MEMORY_KIB", "4"),
+        ("PASSWORD_ARGON2_ITERATIONS", "0"),
+        ("PASSWORD_ARGON2_PARALLELISM", "cheap"),
         ("LOG_LEVEL", "loud"),
     ])
     func badValueIsRejectedNamingTheVariable(variable: String, value: String) throws {

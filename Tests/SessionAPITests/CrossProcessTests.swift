@@ -29,7 +29,7 @@ import Testing
     @Test func fourProcessesCreatingAtOnceEndWithEveryUser() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let environment = ["DATA_DIR": directory.path, "PASSWORD_HASH_COST": "4"]
+        let environment = ["DATA_DIR": directory.path, "PASSWORD_ARGON2_MEMORY_KIB": "64", "PASSWORD_ARGON2_ITERATIONS": "1"]
         var servers: [ServerProcess] = []
         defer { for server in servers { server.terminate() } }
         for _ in 0..<4 { servers.append(try await ServerProcess(environment: environment)) }
@@ -79,7 +79,9 @@ import Testing
     @Test func writerKilledMidwayLeavesAValidFileWithEveryCreatedUser() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let server = try await ServerProcess(environment: ["DATA_DIR": directory.path, "PASSWORD_HASH_COST": "4"])
+        let server = try await ServerProcess(environment: [
+            "DATA_DIR": directory.path, "PASSWORD_ARGON2_MEMORY_KIB": "64", "PASSWORD_ARGON2_ITERATIONS": "1",
+        ])
         defer { server.kill9() }
         let confirmed = ConfirmedIDs()
 
@@ -120,7 +122,9 @@ import Testing
         #expect(missing.isEmpty, "users answered 201 but absent from the file: \(missing)")
 
         // A new process opens the file and serves every one of them.
-        let restarted = try await ServerProcess(environment: ["DATA_DIR": directory.path, "PASSWORD_HASH_COST": "4"])
+        let restarted = try await ServerProcess(environment: [
+            "DATA_DIR": directory.path, "PASSWORD_ARGON2_MEMORY_KIB": "64", "PASSWORD_ARGON2_ITERATIONS": "1",
+        ])
         defer { restarted.terminate() }
         let stats = try await restarted.withClient { try await $0.get("/api/v1/stats") }
         #expect(stats.status == .ok)
@@ -140,7 +144,7 @@ extension CrossProcessTests {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let environment = [
-            "DATA_DIR": directory.path, "PASSWORD_HASH_COST": "4", "AUTH_TYPE": "session_redis_auth",
+            "DATA_DIR": directory.path, "PASSWORD_ARGON2_MEMORY_KIB": "64", "PASSWORD_ARGON2_ITERATIONS": "1", "AUTH_TYPE": "session_redis_auth",
             "REDIS_URL": "redis://127.0.0.1:\(redis.port)", "USER_STORE": userStore,
         ]
         let configuration = try AppConfiguration(environment: environment)
@@ -151,7 +155,7 @@ extension CrossProcessTests {
                 firstName: "Bob",
                 lastName: nil,
                 users: stores.users,
-                hasher: PasswordHasher(cost: 4)
+                hasher: PasswordHasher(parameters: .testing)
             )
         }
         let first = try await ServerProcess(environment: environment)
@@ -185,8 +189,10 @@ extension CrossProcessTests {
     @Test func sigtermDrainsInFlightRequestsAndExitsZero() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        // bcrypt cost 14 (~0.8 s a hash here): a create that is still running when SIGTERM arrives.
-        let server = try await ServerProcess(environment: ["DATA_DIR": directory.path, "PASSWORD_HASH_COST": "14"])
+        // Argon2id with 256 MiB and 4 passes (about a second a hash here): a create still running when SIGTERM arrives.
+        let server = try await ServerProcess(
+            environment: ["DATA_DIR": directory.path, "PASSWORD_ARGON2_MEMORY_KIB": "262144", "PASSWORD_ARGON2_ITERATIONS": "4"]
+        )
         defer { server.kill9() }
         let status = try await withThrowingTaskGroup(of: HTTPResponse.Status?.self) { group in
             group.addTask {
@@ -196,7 +202,7 @@ extension CrossProcessTests {
             }
             group.addTask {
                 // Nothing outside the process shows that the request has arrived, so this waits a fixed 0.2 s: well
-                // after the request is sent, well before its ~0.8 s hash is done.
+                // after the request is sent, well before its ~1 s hash is done.
                 try await Task.sleep(for: .milliseconds(200))
                 kill(server.pid, SIGTERM)
                 return nil
@@ -250,10 +256,12 @@ extension CrossProcessTests {
                 firstName: nil,
                 lastName: nil,
                 users: users,
-                hasher: PasswordHasher(cost: 4)
+                hasher: PasswordHasher(parameters: .testing)
             )
         }
-        let environment = ["DATA_DIR": directory.path, "PASSWORD_HASH_COST": "4", "AUTH_TYPE": "session_db_auth"]
+        let environment = [
+            "DATA_DIR": directory.path, "PASSWORD_ARGON2_MEMORY_KIB": "64", "PASSWORD_ARGON2_ITERATIONS": "1", "AUTH_TYPE": "session_db_auth",
+        ]
         var started: [ServerProcess] = []
         defer { for server in started { server.terminate() } }
         for _ in 0..<3 { started.append(try await ServerProcess(environment: environment)) }

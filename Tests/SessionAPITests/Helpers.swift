@@ -34,7 +34,8 @@ extension AppConfiguration {
         configuration.port = 0
         configuration.dataDirectory = directory
         configuration.authType = authType
-        configuration.passwordHashCost = 4
+        configuration.passwordArgon2MemoryKiB = 64
+        configuration.passwordArgon2Iterations = 1
         configuration.logLevel = .warning
         TestBackend.apply(to: &configuration)
         return configuration
@@ -63,9 +64,9 @@ struct TestApp: Sendable {
         _ configuration: AppConfiguration,
         stores: AppStores? = nil,
         setup: TestingSetup = .router,
+        logger: Logger = testLogger(),
         _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> T
     ) async throws -> T {
-        let logger = testLogger()
         let opened: AppStores
         if let stores {
             opened = stores
@@ -91,7 +92,7 @@ struct TestApp: Sendable {
             firstName: firstName,
             lastName: lastName,
             users: self.stores.users,
-            hasher: PasswordHasher(cost: self.configuration.passwordHashCost)
+            hasher: PasswordHasher(self.configuration)
         )
     }
 }
@@ -438,4 +439,42 @@ func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -
         try await Task.sleep(for: .milliseconds(50))
     }
     return try await condition()
+}
+
+extension Argon2.Parameters {
+    /// Cheap Argon2id for tests (the default's 19 MiB and two passes cost tens of milliseconds a hash).
+    static let testing = Argon2.Parameters(memoryKiB: 64, iterations: 1, parallelism: 1)
+}
+
+// MARK: - Logs
+
+/// A log handler that keeps every line (level, message and metadata as one text), for tests that read the log.
+struct RecordingLogHandler: LogHandler {
+    final class Lines: Sendable {
+        private let lines = Mutex<[String]>([])
+        func append(_ line: String) { self.lines.withLock { $0.append(line) } }
+        var all: [String] { self.lines.withLock { $0 } }
+    }
+
+    let lines: Lines
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let merged = self.metadata.merging(event.metadata ?? [:]) { _, new in new }
+        let fields = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        self.lines.append("\(event.level) \(event.message) \(fields)")
+    }
+
+    /// A logger at `level` whose lines go to `lines`.
+    static func logger(_ lines: Lines, level: Logger.Level = .info) -> Logger {
+        var logger = Logger(label: "session-api-tests") { _ in RecordingLogHandler(lines: lines) }
+        logger.logLevel = level
+        return logger
+    }
 }

@@ -104,7 +104,7 @@ import Testing
             #expect(record["email"] as? String == "bob@example.com")
             #expect(record["first_name"] as? String == "Bob")
             #expect(record["last_name"] is NSNull)
-            #expect((record["_password"] as? String)?.hasPrefix("$2") == true)
+            #expect((record["_password"] as? String)?.hasPrefix("$argon2id$v=19$") == true)
             #expect(record["created_at"] as? String == user.createdAt)
             #expect(record["updated_at"] as? String == user.updatedAt)
         }

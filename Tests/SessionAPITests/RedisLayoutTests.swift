@@ -130,7 +130,7 @@ import Testing
             let id = "0c0ffee0-0000-4000-8000-000000000001"
             let sessionID = "5d0c3c6a-1111-4222-8333-444455556666"
             let handle = SessionID.handle(of: sessionID)
-            let hash = try await PasswordHasher(cost: 4).hash("H0lbertonSchool98!")
+            let hash = try await PasswordHasher(parameters: .testing).hash("H0lbertonSchool98!")
             let expires = Timestamp.now() + 3600
             try await RedisSessionTests.withInspector(server) { redis in
                 _ = try await redis.send([

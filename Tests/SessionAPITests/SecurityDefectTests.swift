@@ -45,7 +45,7 @@ import Testing
     }
 
     @Test func theHasherRefusesNULItself() async throws {
-        let hasher = PasswordHasher(cost: 4)
+        let hasher = PasswordHasher(parameters: .testing)
         await #expect(throws: PasswordHasher.Unusable.self) { _ = try await hasher.hash("abc\u{0}def") }
         let hash = try await hasher.hash("abc")
         #expect(try await hasher.verify("abc", against: hash))

@@ -85,7 +85,7 @@ import Testing
 
     @Test func bcryptsSeventyTwoByteLimitIsNoPrefixMatch() async throws {
         try await TestApp.run(.sessionAuth) { app, client in
-            // bcrypt reads 72 bytes: the longest password accepted must not also accept itself plus a suffix.
+            // The longest password accepted must not also accept itself plus a suffix (bcrypt, once, read 72 bytes).
             let password = String(repeating: "p", count: PasswordHasher.maximumPasswordBytes)
             try await app.seedUser(password: password)
             _ = try await client.login(password: password)

@@ -160,7 +160,7 @@ import Testing
                 "AUTH_TYPE": "session_exp_auth",
                 "SESSION_DURATION": "1",
                 "DATA_DIR": directory,
-                "PASSWORD_HASH_COST": "4",
+                "PASSWORD_ARGON2_MEMORY_KIB": "64", "PASSWORD_ARGON2_ITERATIONS": "1",
                 "LOG_LEVEL": "warning",
             ])
             #expect(configuration.sessionDuration == 1)

@@ -7,25 +7,22 @@ package struct AuthExclusions: Sendable {
         "/healthz/", "/readyz/",
     ])
 
-    private let entries: [String]
+    /// Exact entries without their trailing slash, and the prefixes of `*` entries (checked on every request,
+    /// so nothing is built per request).
+    private let exact: [Substring]
+    private let prefixes: [Substring]
 
     package init(_ entries: [String]) {
-        self.entries = entries
+        self.exact = entries.filter { !$0.hasSuffix("*") }.map { $0.hasSuffix("/") ? $0.dropLast() : Substring($0) }
+        self.prefixes = entries.filter { $0.hasSuffix("*") }.map { $0.dropLast() }
     }
 
     package func isExcluded(_ path: String) -> Bool {
-        let path = Self.withSlash(path)
-        for entry in self.entries {
-            if entry.hasSuffix("*") {
-                if path.hasPrefix(entry.dropLast()) { return true }
-            } else if path == Self.withSlash(entry) {
-                return true
-            }
+        let bare = path.hasSuffix("/") ? path.dropLast() : Substring(path)
+        if self.exact.contains(bare) { return true }
+        // A prefix is matched against the path with its slash, as the original appends one before comparing.
+        return self.prefixes.contains { prefix in
+            path.hasPrefix(prefix) || (prefix.hasSuffix("/") && bare.count + 1 == prefix.count && prefix.hasPrefix(bare))
         }
-        return false
-    }
-
-    private static func withSlash(_ path: String) -> String {
-        path.hasSuffix("/") ? path : path + "/"
     }
 }

@@ -9,18 +9,45 @@ import Logging
 package struct BasicAuthenticator: RequestAuthenticator {
     let users: any UserStore
     let hasher: PasswordHasher
+    /// Credentials verified lately: a repeated request costs a user lookup, not a hash. `nil`: off.
+    let cache: BasicCredentialCache?
+    let throttle: any LoginThrottle
+    let audit: AuditTrail
 
-    package init(users: any UserStore, hasher: PasswordHasher) {
+    package init(users: any UserStore, hasher: PasswordHasher, cache: BasicCredentialCache?, throttle: any LoginThrottle, audit: AuditTrail) {
         self.users = users
         self.hasher = hasher
+        self.cache = cache
+        self.throttle = throttle
+        self.audit = audit
     }
 
     package func authenticate(_ request: Request, log: AuthenticationLog) async throws -> AuthenticatedUser? {
         guard let credentials = Self.credentials(request.headers[.authorization]) else { return nil }
-        // An unknown email costs a hash too (against a dummy), so the answer's timing does not tell it apart.
         let user = try await self.users.user(email: credentials.email)
-        guard try await self.hasher.verify(credentials.password, against: user?.passwordHash), let user else { return nil }
-        return AuthenticatedUser(user: user, sessionID: nil)
+        // Verified lately, against the hash the user still has: no hashing (and no throttling: the password is right).
+        if let user, self.cache?.contains(email: credentials.email, password: credentials.password, for: user) == true {
+            return AuthenticatedUser(user: user, sessionID: nil)
+        }
+        let account = User.normalizedEmail(credentials.email)
+        if let wait = try await self.throttle.retryAfter(account: account, address: log.clientIP) {
+            await self.audit.record(AuditEvent(.loginThrottled, account: credentials.email, ip: log.clientIP, detail: "basic"), logger: log.logger)
+            throw AuthenticationError(.throttled, retryAfter: wait)
+        }
+        // An unknown email costs a hash too (against a dummy), so the answer's timing does not tell it apart.
+        let verification = try await self.hasher.check(credentials.password, against: user?.passwordHash)
+        guard verification.matches, let user else {
+            try await self.throttle.recordFailure(account: account, address: log.clientIP)
+            let detail = user == nil ? "unknown email" : "wrong password"
+            await self.audit.record(
+                AuditEvent(.basicAuthFailed, userID: user?.id, account: credentials.email, ip: log.clientIP, detail: detail),
+                logger: log.logger
+            )
+            return nil
+        }
+        let upgraded = await self.hasher.upgrade(user, password: credentials.password, after: verification, in: self.users, logger: log.logger)
+        self.cache?.insert(email: credentials.email, password: credentials.password, for: upgraded)
+        return AuthenticatedUser(user: upgraded, sessionID: nil)
     }
 
     /// Any `Authorization` header counts, even one that is not Basic.

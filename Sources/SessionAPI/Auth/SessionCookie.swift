@@ -28,17 +28,35 @@ package struct SessionCookie: Sendable {
     }
 
     /// The cookie's value in `request`'s `Cookie` headers (every one of them, every `name=value` pair).
+    /// A scan of the headers' bytes: nothing is split or copied on the way (this runs on every request).
     package func value(in request: Request) -> Value {
         var found: Substring?
-        for header in request.headers[values: .cookie] {
-            for pair in header.split(separator: ";") {
-                let pair = pair.drop { $0 == " " || $0 == "\t" }
-                guard pair.hasPrefix(self.name), pair.dropFirst(self.name.count).first == "=" else { continue }
-                let value = pair.dropFirst(self.name.count + 1)
-                if let found, found != value { return .conflicting }
-                found = value
+        var conflicting = false
+        let name = self.name.utf8
+        for field in request.headers where field.name == .cookie {
+            let header = field.value
+            let bytes = header.utf8
+            var start = bytes.startIndex
+            while start < bytes.endIndex {
+                // One pair: from `start` to the next `;` (or the end).
+                let end = bytes[start...].firstIndex(of: UInt8(ascii: ";")) ?? bytes.endIndex
+                var pairStart = start
+                while pairStart < end, bytes[pairStart] == UInt8(ascii: " ") || bytes[pairStart] == UInt8(ascii: "\t") {
+                    pairStart = bytes.index(after: pairStart)
+                }
+                let pair = bytes[pairStart..<end]
+                if pair.starts(with: name) {
+                    let equals = bytes.index(pairStart, offsetBy: name.count)
+                    if equals < end, bytes[equals] == UInt8(ascii: "=") {
+                        let value = Substring(header.utf8[bytes.index(after: equals)..<end])
+                        if let found, found != value { conflicting = true }
+                        found = value
+                    }
+                }
+                start = end < bytes.endIndex ? bytes.index(after: end) : end
             }
         }
+        if conflicting { return .conflicting }
         return found.map { .one($0) } ?? .absent
     }
 

@@ -33,10 +33,20 @@ package struct AppConfiguration: Sendable {
     /// `REDIS_WAIT_REPLICAS` and `REDIS_WAIT_TIMEOUT_MS`: logins wait for replicas; `nil`: they do not.
     package var redisReplicaWait: RedisReplicaWait?
     package var redisPrefix: String = "session-api:"
-    /// bcrypt cost for new password hashes (4...31).
-    package var passwordHashCost: Int = 12
+    /// Argon2id cost of new password hashes (`PASSWORD_ARGON2_*`): memory in KiB, passes, lanes.
+    /// OWASP's recommendation by default; tests use cheap ones.
+    package var passwordArgon2MemoryKiB: UInt32 = 19_456
+    package var passwordArgon2Iterations: UInt32 = 2
+    package var passwordArgon2Parallelism: UInt32 = 1
     /// How many password hashes may wait or run at once before logins answer 503 (`nil`: 64 per core).
     package var passwordHashQueueLimit: Int?
+    /// `BASIC_AUTH_CACHE_SECONDS`: how long a verified Basic credential is trusted without hashing again (0: never).
+    package var basicAuthCacheSeconds: Int = 60
+    /// Login throttling (`LOGIN_FAILURES_PER_ACCOUNT`, `LOGIN_FAILURES_PER_ADDRESS`, `LOGIN_FAILURE_WINDOW`): past this
+    /// many failed logins in the sliding window, for one account or one client address, logins answer 429 (0: no limit).
+    package var loginFailuresPerAccount: Int = 10
+    package var loginFailuresPerAddress: Int = 100
+    package var loginFailureWindowSeconds: Int = 900
     /// `ADMIN_EMAILS`, normalised: when not empty, only these users may create users, update others or
     /// delete users (everyone may read, and update themselves). Empty: every user may, as in the original.
     package var adminEmails: Set<String> = []
@@ -123,8 +133,20 @@ package struct AppConfiguration: Sendable {
         if let milliseconds = try integer("REDIS_COMMAND_TIMEOUT_MS", 1...3_600_000, "a number of milliseconds") {
             self.redis?.commandTimeout = .milliseconds(milliseconds)
         }
-        if let cost = try integer("PASSWORD_HASH_COST", 4...31, "a bcrypt cost") { self.passwordHashCost = cost }
+        if let cost = value("PASSWORD_HASH_COST") {
+            throw ConfigurationError(
+                variable: "PASSWORD_HASH_COST",
+                reason: "'\(cost)': no longer used: new passwords are hashed with Argon2id (PASSWORD_ARGON2_MEMORY_KIB, _ITERATIONS, _PARALLELISM)"
+            )
+        }
+        if let memory = try integer("PASSWORD_ARGON2_MEMORY_KIB", 8...4_194_304, "a number of KiB") { self.passwordArgon2MemoryKiB = UInt32(memory) }
+        if let passes = try integer("PASSWORD_ARGON2_ITERATIONS", 1...64, "a number of passes") { self.passwordArgon2Iterations = UInt32(passes) }
+        if let lanes = try integer("PASSWORD_ARGON2_PARALLELISM", 1...16, "a number of lanes") { self.passwordArgon2Parallelism = UInt32(lanes) }
         if let limit = try integer("PASSWORD_HASH_QUEUE_LIMIT", 1...1_000_000, "a number of hashes") { self.passwordHashQueueLimit = limit }
+        if let seconds = try integer("BASIC_AUTH_CACHE_SECONDS", 0...3600, "a number of seconds") { self.basicAuthCacheSeconds = seconds }
+        if let failures = try integer("LOGIN_FAILURES_PER_ACCOUNT", 0...1_000_000, "a number of failures") { self.loginFailuresPerAccount = failures }
+        if let failures = try integer("LOGIN_FAILURES_PER_ADDRESS", 0...1_000_000, "a number of failures") { self.loginFailuresPerAddress = failures }
+        if let seconds = try integer("LOGIN_FAILURE_WINDOW", 1...86_400, "a number of seconds") { self.loginFailureWindowSeconds = seconds }
         if let level = value("LOG_LEVEL") {
             guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
                 let known = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
@@ -184,6 +206,9 @@ package struct AppConfiguration: Sendable {
 
     /// Checks the combinations that no single variable can.
     package func validate() throws(ConfigurationError) {
+        if self.passwordArgon2MemoryKiB < 8 * self.passwordArgon2Parallelism {
+            throw ConfigurationError(variable: "PASSWORD_ARGON2_MEMORY_KIB", reason: "must be at least 8 KiB per lane (PASSWORD_ARGON2_PARALLELISM)")
+        }
         if self.userStore == .redis, self.redis == nil {
             throw ConfigurationError(variable: "USER_STORE", reason: "'redis' needs REDIS_URL")
         }

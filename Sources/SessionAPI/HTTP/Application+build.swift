@@ -31,9 +31,21 @@ package func buildApplication(_ configuration: AppConfiguration, stores: AppStor
 /// address), CORS, error mapping, authentication; so every error, 401/403 included, is JSON with CORS headers.
 /// - Throws: `ConfigurationError` when a session mode is configured but `stores` has no session store.
 package func buildRouter(_ configuration: AppConfiguration, stores: AppStores) throws -> Router<AppRequestContext> {
+    try buildRoutes(configuration, stores: stores).router
+}
+
+/// The API routes `buildRouter` registers for this configuration (paths as the router spells them,
+/// `/api/v1/users/:id`), without the 405, `OPTIONS` and `HEAD` answers it adds: what `openapi.yaml` lists.
+/// - Throws: as `buildRouter`.
+package func apiRoutes(_ configuration: AppConfiguration, stores: AppStores) throws -> [(path: String, method: HTTPRequest.Method)] {
+    try buildRoutes(configuration, stores: stores).routes.registered
+}
+
+/// The one place the router is wired, for `buildRouter` and `apiRoutes`.
+private func buildRoutes(_ configuration: AppConfiguration, stores: AppStores) throws -> (router: Router<AppRequestContext>, routes: RouteTable) {
     let router = Router(context: AppRequestContext.self, options: [.autoGenerateHeadEndpoints])
     let clientAddress = ClientAddress(trustedProxies: configuration.trustedProxies)
-    let hasher = PasswordHasher(cost: configuration.passwordHashCost, maximumQueued: configuration.passwordHashQueueLimit)
+    let hasher = PasswordHasher(configuration)
     // Max-Age follows the session's lifetime where sessions expire (session_auth's never do).
     let lifetime = configuration.authType != .sessionAuth && configuration.sessionDuration > 0 ? configuration.sessionDuration : nil
     let cookie = SessionCookie(name: configuration.sessionCookieName, secure: configuration.sessionCookieSecure, maxAge: lifetime)
@@ -53,7 +65,13 @@ package func buildRouter(_ configuration: AppConfiguration, stores: AppStores) t
             sessions = store
             authenticator = SessionCookieAuthenticator(cookie: cookie, sessions: store, users: stores.users)
         } else {
-            authenticator = BasicAuthenticator(users: stores.users, hasher: hasher)
+            authenticator = BasicAuthenticator(
+                users: stores.users,
+                hasher: hasher,
+                cache: configuration.basicAuthCacheSeconds > 0 ? BasicCredentialCache(lifetime: .seconds(configuration.basicAuthCacheSeconds)) : nil,
+                throttle: stores.throttle,
+                audit: stores.audit
+            )
         }
         router.add(middleware: AuthenticationMiddleware<AppRequestContext>(authenticator: authenticator, exclusions: .standard))
     }
@@ -61,12 +79,25 @@ package func buildRouter(_ configuration: AppConfiguration, stores: AppStores) t
     let routes = RouteTable(router: router)
     HealthController(users: stores.users, sessions: sessions).addRoutes(to: routes)
     IndexController(users: stores.users).addRoutes(to: routes)
-    UserController(users: stores.users, sessions: sessions, hasher: hasher, policy: AdminPolicy(adminEmails: configuration.adminEmails))
-        .addRoutes(to: routes)
+    UserController(
+        users: stores.users,
+        sessions: sessions,
+        hasher: hasher,
+        policy: AdminPolicy(adminEmails: configuration.adminEmails),
+        audit: stores.audit
+    )
+    .addRoutes(to: routes)
     if let sessions {
-        SessionController(users: stores.users, sessions: sessions, hasher: hasher, cookie: cookie, clientAddress: clientAddress)
-            .addRoutes(to: routes)
+        SessionController(
+            users: stores.users,
+            sessions: sessions,
+            hasher: hasher,
+            cookie: cookie,
+            throttle: stores.throttle,
+            audit: stores.audit
+        )
+        .addRoutes(to: routes)
     }
     routes.finish()
-    return router
+    return (router, routes)
 }

@@ -19,6 +19,9 @@ package struct ErrorMiddleware: RouterMiddleware {
         } catch let error as APIError {
             return try error.response(from: request, context: context)
         } catch let error as AuthenticationError {
+            if error.code == .throttled {
+                return try Self.tooManyRequests(retryAfter: error.retryAfter ?? 1).response(from: request, context: context)
+            }
             let status: HTTPResponse.Status = error.code == .missingCredentials ? .unauthorized : .forbidden
             return try APIError(status).response(from: request, context: context)
         } catch let error as PasswordHasher.Overloaded {
@@ -37,6 +40,11 @@ package struct ErrorMiddleware: RouterMiddleware {
     }
 
     static let unavailable = APIError(.serviceUnavailable, headers: [.retryAfter: String(retryAfterSeconds)])
+
+    /// 429 `{"error": "Too many requests"}` with `Retry-After`.
+    static func tooManyRequests(retryAfter: Int) -> APIError {
+        APIError(.tooManyRequests, message: "Too many requests", headers: [.retryAfter: String(retryAfter)])
+    }
 
     static func apiError(for error: StoreError, context: AppRequestContext) -> APIError {
         switch error.code {

@@ -7,7 +7,8 @@ package struct SessionController: Sendable {
     let sessions: any SessionStore
     let hasher: PasswordHasher
     let cookie: SessionCookie
-    let clientAddress: ClientAddress
+    let throttle: any LoginThrottle
+    let audit: AuditTrail
 
     package func addRoutes(to routes: RouteTable) {
         routes.on("/api/v1/auth_session/login", .post) { request, context in try await self.login(request, context: context) }
@@ -23,26 +24,40 @@ package struct SessionController: Sendable {
         guard let password = form.password, !password.isEmpty else { throw APIError(.badRequest, message: "password missing") }
         // bcrypt would stop at a NUL (`abc\0def` is `abc`): such a password is no password.
         guard !password.utf8.contains(0) else { throw APIError(.badRequest, message: "password must not contain NUL (U+0000)") }
+        let ip = context.clientIP
+        // Over the limit of failures for this account or address: 429 before any store lookup or hashing.
+        let account = User.normalizedEmail(email)
+        if let wait = try await self.throttle.retryAfter(account: account, address: ip) {
+            await self.audit.record(AuditEvent(.loginThrottled, account: email, ip: ip), logger: context.logger)
+            throw ErrorMiddleware.tooManyRequests(retryAfter: wait)
+        }
         guard let user = try await self.users.user(email: email) else {
             // The same hashing work as for a known user, so the answer's timing does not tell who has an account.
             _ = try await self.hasher.verify(password, against: nil)
+            try await self.throttle.recordFailure(account: account, address: ip)
+            await self.audit.record(AuditEvent(.loginFailed, account: email, ip: ip, detail: "unknown email"), logger: context.logger)
             throw APIError(.notFound, message: "no user found for this email")
         }
-        guard try await self.hasher.verify(password, against: user.passwordHash) else {
-            context.logger.info("login refused: wrong password", metadata: context.logMetadata(["login_user_id": .string(user.id)]))
+        let verification = try await self.hasher.check(password, against: user.passwordHash)
+        guard verification.matches else {
+            try await self.throttle.recordFailure(account: account, address: ip)
+            await self.audit.record(
+                AuditEvent(.loginFailed, userID: user.id, account: email, ip: ip, detail: "wrong password"),
+                logger: context.logger
+            )
             throw APIError(.unauthorized, message: "wrong password")
         }
-        let metadata = SessionMetadata(
-            ip: self.clientAddress.address(of: request, context: context),
-            userAgent: request.headers[.userAgent].map { String($0.prefix(256)) }
-        )
+        try await self.throttle.recordSuccess(account: account)
+        // A hash from the original's files (SHA-256), bcrypt or older Argon2 parameters becomes today's Argon2id.
+        _ = await self.hasher.upgrade(user, password: password, after: verification, in: self.users, logger: context.logger)
+        let metadata = SessionMetadata(ip: ip, userAgent: request.headers[.userAgent].map { String($0.prefix(256)) })
         // A login always starts a fresh session; the one the client still carried is revoked with it.
         let sessionID = try await self.sessions.createSession(
             userID: user.id,
             metadata: metadata,
             replacing: self.cookie.sessionID(in: request)
         )
-        context.logger.info("logged in", metadata: context.logMetadata(["login_user_id": .string(user.id)]))
+        await self.audit.record(AuditEvent(.loginSucceeded, userID: user.id, account: email, ip: ip), logger: context.logger)
         var response = JSONResponse.user(user)
         response.setCookie(try self.cookie.issuing(sessionID))
         return response
@@ -54,6 +69,7 @@ package struct SessionController: Sendable {
         guard let sessionID = context.sessionID, try await self.sessions.deleteSession(sessionID: sessionID) else {
             throw APIError(.notFound)
         }
+        await self.audit.record(AuditEvent(.logout, userID: context.user.id, ip: context.clientIP), logger: context.logger)
         var response = try JSONResponse.encode([String: String]())
         // Tell the browser to drop the cookie too.
         response.setCookie(try self.cookie.clearing())
@@ -72,7 +88,10 @@ package struct SessionController: Sendable {
     /// "Log out everywhere else": every session of the caller but this one ends.
     func endOtherSessions(context: AuthenticatedContext) async throws -> Response {
         let ended = try await self.sessions.deleteSessions(userID: context.user.id, keeping: context.sessionID)
-        context.logger.info("other sessions ended", metadata: context.logMetadata(["user_id": .string(context.user.id), "ended": "\(ended)"]))
+        await self.audit.record(
+            AuditEvent(.sessionRevoked, userID: context.user.id, ip: context.clientIP, detail: "\(ended) other sessions"),
+            logger: context.logger
+        )
         return try JSONResponse.encode(["ended": ended])
     }
 
@@ -80,7 +99,10 @@ package struct SessionController: Sendable {
     func endSession(context: AuthenticatedContext) async throws -> Response {
         let handle = try context.parameters.require("handle")
         guard try await self.sessions.deleteSession(userID: context.user.id, handle: handle) else { throw APIError(.notFound) }
-        context.logger.info("session ended", metadata: context.logMetadata(["user_id": .string(context.user.id), "session": .string(handle)]))
+        await self.audit.record(
+            AuditEvent(.sessionRevoked, userID: context.user.id, ip: context.clientIP, detail: "session \(handle)"),
+            logger: context.logger
+        )
         var response = try JSONResponse.encode([String: String]())
         if let current = context.sessionID, SessionID.handle(of: current) == handle {
             response.setCookie(try self.cookie.clearing())

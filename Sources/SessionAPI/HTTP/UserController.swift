@@ -7,6 +7,7 @@ package struct UserController: Sendable {
     let sessions: (any SessionStore)?
     let hasher: PasswordHasher
     let policy: AdminPolicy
+    let audit: AuditTrail
 
     package func addRoutes(to routes: RouteTable) {
         routes.on("/api/v1/users", .get) { _, _ in try await self.list() }
@@ -47,7 +48,10 @@ package struct UserController: Sendable {
         } catch let error as UserAdministration.InputError {
             throw APIError(.badRequest, message: error.description)
         }
-        context.logger.info("user created", metadata: context.logMetadata(["created_user_id": .string(user.id)]))
+        await self.audit.record(
+            AuditEvent(.userCreated, userID: user.id, actorID: context.identity?.user.id, ip: context.clientIP),
+            logger: context.logger
+        )
         return JSONResponse.user(user, status: .created)
     }
 
@@ -63,6 +67,11 @@ package struct UserController: Sendable {
             throw APIError(.badRequest, message: error.description)
         }
         guard let updated else { throw APIError(.notFound) }
+        let fields = [body.firstName.map { _ in "first_name" }, body.lastName.map { _ in "last_name" }].compactMap { $0 }.joined(separator: ",")
+        await self.audit.record(
+            AuditEvent(.userUpdated, userID: id, actorID: context.identity?.user.id, ip: context.clientIP, detail: fields.isEmpty ? nil : fields),
+            logger: context.logger
+        )
         return JSONResponse.user(updated)
     }
 
@@ -71,7 +80,10 @@ package struct UserController: Sendable {
         guard self.policy.mayCreateOrDelete(context.identity?.user) else { throw APIError(.forbidden) }
         guard try await self.users.delete(id: id) else { throw APIError(.notFound) }
         try await self.sessions?.deleteSessions(userID: id)
-        context.logger.info("user deleted", metadata: context.logMetadata(["deleted_user_id": .string(id)]))
+        await self.audit.record(
+            AuditEvent(.userDeleted, userID: id, actorID: context.identity?.user.id, ip: context.clientIP),
+            logger: context.logger
+        )
         return try JSONResponse.encode([String: String]())
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -50,6 +52,11 @@ package enum Timestamp {
     /// Seconds since the epoch, now.
     package static func now() -> Int {
         Int(time(nil))
+    }
+
+    /// Milliseconds since the epoch, now.
+    package static func nowMilliseconds() -> Int {
+        Int((Date().timeIntervalSince1970 * 1000).rounded(.down))
     }
 
     private static func pad(_ value: Int, _ width: Int) -> String {

@@ -7,11 +7,22 @@ package struct AppStores: Sendable {
     package let users: any UserStore
     /// `nil` when `AUTH_TYPE` is not a session mode.
     package let sessions: (any SessionStore)?
+    /// Failed logins, in Redis when there is one (shared by every process), else in memory.
+    package let throttle: any LoginThrottle
+    package let audit: AuditTrail
     package let services: [any Service]
 
-    package init(users: any UserStore, sessions: (any SessionStore)?, services: [any Service] = []) {
+    package init(
+        users: any UserStore,
+        sessions: (any SessionStore)?,
+        throttle: any LoginThrottle = MemoryLoginThrottle(limits: ThrottleLimits(perAccount: 10, perAddress: 100, windowSeconds: 900)),
+        audit: AuditTrail = .logOnly,
+        services: [any Service] = []
+    ) {
         self.users = users
         self.sessions = sessions
+        self.throttle = throttle
+        self.audit = audit
         self.services = services
     }
 
@@ -79,12 +90,26 @@ package struct AppStores: Sendable {
                 replicaWaiter: replicaWaiter
             )
         }
+        // Throttling and the audit stream use the Redis the stores use, if any; they never add one of their own.
+        let limits = ThrottleLimits(
+            perAccount: configuration.loginFailuresPerAccount,
+            perAddress: configuration.loginFailuresPerAddress,
+            windowSeconds: configuration.loginFailureWindowSeconds
+        )
+        let throttle: any LoginThrottle =
+            redisClient.map { RedisLoginThrottle(client: $0, keys: keys, limits: limits) } ?? MemoryLoginThrottle(limits: limits)
         // The clients first, so that they are shut down last; the migration of the first key layout with them.
         var services: [any Service] = []
         if let redisClient {
             services = [redisClient] + (waitClient.map { [$0] } ?? []) + [RedisLayoutMigration(client: redisClient, keys: keys, logger: logger)]
         }
-        return AppStores(users: users, sessions: sessions, services: services)
+        return AppStores(
+            users: users,
+            sessions: sessions,
+            throttle: throttle,
+            audit: AuditTrail(redis: redisClient, keys: keys),
+            services: services
+        )
     }
 
     /// Opens the stores, runs their services (the Redis client) around `body`, then stops them.

@@ -60,6 +60,15 @@ package struct JSONFileUserStore: UserStore {
         }
     }
 
+    package func replacePasswordHash(id: String, expected expectedHash: String?, with newHash: String) async throws -> Bool {
+        try await self.file.write { records in
+            guard var user = records[id], user.passwordHash == expectedHash else { return (false, false) }
+            user.passwordHash = newHash
+            records[id] = user
+            return (true, true)
+        }
+    }
+
     package func delete(id: String) async throws -> Bool {
         try await self.file.write { records in
             let removed = records.removeValue(forKey: id) != nil

@@ -26,6 +26,13 @@ package struct RedisKeys: Sendable {
     package func userEmail(normalizedEmail: String) -> String { self.prefix + "user-email:" + normalizedEmail }
     /// `<prefix>users`: the set of every user id.
     package var users: String { self.prefix + "users" }
+    /// `<prefix>throttle:account:<sha256 hex of the normalised email>`: failed logins of one account (no email in key names).
+    package func throttle(account: String) -> String { self.prefix + "throttle:account:" + SessionID.handle(of: account) }
+    /// `<prefix>throttle:address:<ip>`: failed logins from one client address.
+    package func throttle(address: String) -> String { self.prefix + "throttle:address:" + address }
+    /// `<prefix>audit`: the audit stream (capped, `XADD ... MAXLEN ~ 10000`).
+    package var audit: String { self.prefix + "audit" }
+
     /// `<prefix>layout`: `2` once `RedisLayoutMigration` has moved the keys of the first layout (no hash tags).
     package var layout: String { self.prefix + "layout" }
 

@@ -121,6 +121,18 @@ package struct RedisUserStore: UserStore {
         return Self.user(fromHashReply: reply)
     }
 
+    /// One script on the user's hash (`user:{<id>}`, one slot): a compare-and-set of `_password`.
+    package func replacePasswordHash(id: String, expected expectedHash: String?, with newHash: String) async throws -> Bool {
+        let reply = try await StoreError.mappingRedisErrors {
+            try await self.client.evalsha(
+                Self.replacePasswordScript,
+                keys: [self.keys.user(id: id)],
+                arguments: [RedisArgument(expectedHash == nil ? "0" : "1"), RedisArgument(expectedHash ?? ""), RedisArgument(newHash)]
+            )
+        }
+        return reply.int64 == 1
+    }
+
     /// The hash, then the id in `users`, then the email claim if it is still this user's: a crash in between
     /// leaves a claim or an id that names no user (taken over, or skipped and removed, later).
     package func delete(id: String) async throws -> Bool {
@@ -266,6 +278,22 @@ package struct RedisUserStore: UserStore {
         if redis.call('EXISTS', KEYS[1]) == 0 then return false end
         redis.call('HSET', KEYS[1], unpack(ARGV))
         return redis.call('HGETALL', KEYS[1])
+        """
+    )
+
+    /// KEYS: user. ARGV: whether a hash is expected ('1'/'0'), the expected hash, the new hash. Sets `_password`
+    /// only if it is still the expected one (absent when none is expected); 1 if it did.
+    static let replacePasswordScript = RedisScript(
+        """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        local current = redis.call('HGET', KEYS[1], '_password')
+        if ARGV[1] == '1' then
+          if current ~= ARGV[2] then return 0 end
+        elseif current then
+          return 0
+        end
+        redis.call('HSET', KEYS[1], '_password', ARGV[3])
+        return 1
         """
     )
 }

@@ -44,11 +44,15 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
     private let cache: Mutex<Snapshot>
     /// The changes waiting for the next group commit, and whether a thread is committing.
     private let queue = Mutex(WriteQueue())
+    /// Events about the file, so that a read can trust the cache without a `stat`; `nil` without inotify.
+    private let watcher: DirectoryWatcher?
 
     private struct Snapshot: Sendable {
         var records: [String: Record]
         /// The version the records came from, held open; `nil` when there was no file.
         var file: PinnedFile?
+        /// The watcher's generation when the records were known to be the file's; `nil`: not known.
+        var generation: UInt64?
     }
 
     private struct WriteQueue: Sendable {
@@ -67,12 +71,13 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
 
     /// Opens (and reads) the file; a missing file is an empty store, created on the first write.
     /// - Throws: `StoreError.corruptData` when the file exists but is not a valid JSON object of records.
-    package init(path: String, threadPool: NIOThreadPool = .singleton, lockTimeoutMilliseconds: Int = 2000) async throws {
+    package init(path: String, threadPool: NIOThreadPool = .singleton, lockTimeoutMilliseconds: Int = 5000) async throws {
         self.path = path
         self.lockPath = path + ".lock"
         self.threadPool = threadPool
         self.lockTimeoutMilliseconds = lockTimeoutMilliseconds
-        self.cache = Mutex(Snapshot(records: [:], file: nil))
+        self.cache = Mutex(Snapshot(records: [:], file: nil, generation: nil))
+        self.watcher = DirectoryWatcher(watching: path)
         try await threadPool.runIfActive { [self] in
             FileIO.removeStaleTemporaryFiles(besides: self.path)
             _ = try Self.unavailableOnFailure { try self.currentRecords() }
@@ -81,11 +86,18 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
 
     /// Runs `body` on the current records (re-read first if another process changed the file).
     ///
-    /// The common case costs one `stat(2)` and no thread hop: when the caller is not on an event loop, the
-    /// file's identity is checked right here (a metadata lookup in the kernel's inode cache; no data is read)
-    /// and the cached records are used if it has not moved. Reading a changed file happens on the thread pool.
+    /// The common case does no file I/O and no thread hop, even on an event loop: the directory watcher has seen
+    /// no event about the file since the cache was validated (a non-blocking `read` of the inotify queue). After
+    /// an event (another process's write, or this one's), the file's identity is checked on the thread pool and
+    /// the file re-read only if it is another version. Without inotify, the identity is `stat`ed here when not on
+    /// an event loop, and on the thread pool otherwise.
     package func read<T: Sendable>(_ body: @escaping @Sendable ([String: Record]) throws -> T) async throws -> T {
-        if MultiThreadedEventLoopGroup.currentEventLoop == nil,
+        if let watcher = self.watcher {
+            let generation = watcher.generation()
+            if let records = self.cache.withLock({ $0.generation == generation ? $0.records : nil }) {
+                return try body(records)
+            }
+        } else if MultiThreadedEventLoopGroup.currentEventLoop == nil,
             let records = try Self.unavailableOnFailure({ try self.cachedRecordsIfCurrent() })
         {
             return try body(records)
@@ -150,6 +162,9 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
                         // The cached records when the file is the version they came from (it cannot change
                         // while this process holds the lock), else the file as it is now.
                         var records = try self.currentRecords()
+                        // Nothing else writes the file while the lock is held; the rename's own event will move
+                        // the generation past this tag, and the next read revalidates (the pin then matches).
+                        let generation = self.watcher?.generation()
                         var changed = false
                         for pending in group {
                             let (didChange, answer) = pending.apply(&records)
@@ -158,7 +173,7 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
                         }
                         if changed {
                             let file = try FileIO.writeAtomically(try Self.encode(records, path: self.path), to: self.path)
-                            self.replaceCache(with: Snapshot(records: records, file: file))
+                            self.replaceCache(with: Snapshot(records: records, file: file, generation: generation))
                         }
                     }
                 }
@@ -205,18 +220,26 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
     /// the cached version was at the path at some moment between the two (if its pin was opened before the
     /// `stat`, both inodes were alive at once, so they are one; if after, it was opened or renamed in since),
     /// so the answer is never older than a change completed before this call.
+    ///
+    /// The watcher's generation is taken before the `stat`: an event after it moves the generation past the tag.
     private func cachedRecordsIfCurrent() throws -> [String: Record]? {
+        let generation = self.watcher?.generation()
         let onDisk = try FileIO.identity(of: self.path)
-        return self.cache.withLock { $0.file?.identity == onDisk ? $0.records : nil }
+        return self.cache.withLock { cache in
+            guard cache.file?.identity == onDisk else { return nil }
+            cache.generation = generation
+            return cache.records
+        }
     }
 
     /// The cached records, reloaded first when the file on disk is not the version they came from.
     private func currentRecords() throws -> [String: Record] {
         if let records = try self.cachedRecordsIfCurrent() { return records }
+        let generation = self.watcher?.generation()
         let (data, file) = try FileIO.readWholeFile(self.path)
         guard let file else {
             // The file was removed (or never existed): an empty store.
-            self.replaceCache(with: Snapshot(records: [:], file: nil))
+            self.replaceCache(with: Snapshot(records: [:], file: nil, generation: generation))
             return [:]
         }
         let records: [String: Record]
@@ -231,7 +254,7 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
             if record.id.isEmpty { record.id = key }
             normalized[record.id] = record
         }
-        self.replaceCache(with: Snapshot(records: normalized, file: file))
+        self.replaceCache(with: Snapshot(records: normalized, file: file, generation: generation))
         return normalized
     }
 
