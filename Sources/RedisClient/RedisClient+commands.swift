@@ -1,7 +1,10 @@
 import Logging
 
-// Typed helpers for the commands the application uses. Each one sends a single command through `send(_:)` and
-// converts the reply; any Redis error reply is thrown as `RedisClientError` with code `commandError`.
+// Typed helpers for common commands, the public API of RedisClient as a library. Each one sends a single command
+// through `send(_:)` and converts the reply; any Redis error reply is thrown as `RedisClientError` with code
+// `commandError`. The application itself uses a few of them and otherwise Lua scripts (`evalsha`); the rest are
+// kept on purpose, as what a Redis client should offer, and each is exercised by RedisClientTests against a real
+// redis-server (so none is dead code, even where SessionAPI does not call it).
 
 extension RedisClient {
     // MARK: Connection

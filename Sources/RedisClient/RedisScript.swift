@@ -1,3 +1,5 @@
+import Crypto
+
 /// A Lua script run with ``RedisClient/evalsha(_:keys:arguments:)``: its source and the SHA-1 Redis names it by.
 ///
 /// Create scripts once (for example as `static let`) and reuse them; `EVALSHA` sends only the 40-character digest.
@@ -11,6 +13,13 @@ public struct RedisScript: Sendable, Hashable {
     /// - Parameter source: The Lua source.
     public init(_ source: String) {
         self.source = source
-        self.sha1 = SHA1.hexDigest(source.utf8)
+        let hexDigits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        hex.reserveCapacity(40)
+        for byte in Insecure.SHA1.hash(data: Array(source.utf8)) {
+            hex.append(hexDigits[Int(byte >> 4)])
+            hex.append(hexDigits[Int(byte & 0x0f)])
+        }
+        self.sha1 = String(decoding: hex, as: UTF8.self)
     }
 }
