@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Proof under faults (issue 4): a cluster of 3 session-api processes behind nginx, sessions in Redis,
 load from several clients, and faults in the middle: kill -9 an instance and start it again, SIGSTOP
-Redis for 2 s then SIGCONT, restart Redis. At the end it prints per phase: requests, 2xx, expected 4xx
-(403 for a cookie after its logout), 503, other errors, p99 and max latency; then the counts that must
-be 0, and exits 1 if any is not. Loopback only, bounded in time; Python 3 standard library.
+Redis for 2 s then SIGCONT, restart Redis; with `--redis sentinel|cluster` (issue 9) the faults hit the
+master (or a primary) and a failover round kills it with -9 mid-run. At the end it prints per phase:
+requests, 2xx, expected 4xx (403 for a cookie after its logout), 503, other errors, p99 and max latency;
+then the counts that must be 0, and exits 1 if any is not. Loopback only, bounded in time; Python 3
+standard library.
 
 Run it through `scripts/chaos` (installs what is missing); `--help` lists the options.
 """
@@ -27,13 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-from clusterlib import REPO, Cluster, redis_command, resolve_binary  # noqa: E402
+from clusterlib import REDIS_MODES, REPO, Cluster, resolve_binary  # noqa: E402
 
 # Durations in seconds. `kills`: how many kill -9 rounds (each on the next instance); `restarts`: the signal
-# that stops Redis in each restart round (SIGTERM: a clean restart; SIGKILL: a crash of the Redis process).
+# that stops Redis in each restart round (SIGTERM: a clean restart; SIGKILL: a crash of the Redis process);
+# `failovers` (Sentinel and Cluster only): rounds that kill -9 the master (or a primary), wait for its replica
+# to take over, then start it again as a replica.
 PROFILES = {
-    "short": dict(baseline=3.0, dead=1.0, after_kill=3.0, pause=2.0, after_pause=3.0, after_restart=3.0, kills=1, pauses=1, restarts=["SIGTERM"]),
-    "long": dict(baseline=15.0, dead=3.0, after_kill=10.0, pause=2.0, after_pause=10.0, after_restart=10.0, kills=3, pauses=3, restarts=["SIGTERM", "SIGKILL"]),
+    "short": dict(baseline=3.0, dead=1.0, after_kill=3.0, pause=2.0, after_pause=3.0, after_restart=3.0, after_failover=3.0, kills=1, pauses=1, restarts=["SIGTERM"], failovers=1),
+    "long": dict(baseline=15.0, dead=3.0, after_kill=10.0, pause=2.0, after_pause=10.0, after_restart=10.0, after_failover=10.0, kills=3, pauses=3, restarts=["SIGTERM", "SIGKILL"], failovers=2),
 }
 
 TIMEOUT = -1  # no answer within the client timeout: a hang
@@ -77,6 +81,7 @@ class Findings:
     proxy_5xx_unexplained: list = field(default_factory=list)
     hangs: list = field(default_factory=list)
     slow_while_redis_stopped: list = field(default_factory=list)
+    slow_during_failover: list = field(default_factory=list)
     revoked_still_valid: list = field(default_factory=list)
     stale_reads: list = field(default_factory=list)
     transport_errors: list = field(default_factory=list)
@@ -178,13 +183,14 @@ class Chaos:
         self.user_store = user_store
         self.profile = dict(PROFILES["short" if args.short else "long"])
         self.binary = binary
-        self.data_dir = Path(args.data_dir or REPO / "data" / f"chaos-{user_store}").resolve()
+        self.data_dir = Path(args.data_dir or default_data_dir(args, user_store)).resolve()
         self.records: list[Rec] = []
         self.findings = Findings()
         self.stop_load = threading.Event()
         self.phases: list[tuple[str, float]] = []
         self.redis_stopped: list[tuple[float, float]] = []  # SIGSTOP .. SIGCONT windows
         self.redis_faults: list[tuple[float, float]] = []  # from SIGSTOP or stop, until every instance is ready again
+        self.failovers: list[dict] = []  # {"port", "t_kill", "t_switched", "t_ready", "t_rejoined"}
         self.kills: list[dict] = []  # {"index", "addr", "t_kill", "t_up"}
         self.persistent: list[Session] = []
         self.admin: Session | None = None
@@ -237,9 +243,21 @@ class Chaos:
         if self.data_dir.exists():
             shutil.rmtree(self.data_dir)  # this run's own directory (data/chaos-<store>)
         env = {"PASSWORD_ARGON2_MEMORY_KIB": str(self.args.hash_memory_kib), "PASSWORD_ARGON2_ITERATIONS": "1", "LOG_LEVEL": os.environ.get("LOG_LEVEL", "info")}
-        self.cluster = Cluster(self.binary, self.data_dir, instances=3, user_store=self.user_store, env=env, appendfsync=self.args.appendfsync, redis_db=self.args.redis_db, quiet=True)
+        if self.args.wait_replicas:
+            env["REDIS_WAIT_REPLICAS"] = str(self.args.wait_replicas)
+        self.cluster = Cluster(
+            self.binary,
+            self.data_dir,
+            instances=3,
+            user_store=self.user_store,
+            env=env,
+            appendfsync=self.args.appendfsync,
+            redis_db=self.args.redis_db,
+            quiet=True,
+            redis_mode=self.args.redis,
+        )
         self.cluster.start()
-        self.log(f"cluster up: nginx {self.cluster.front_url} -> {' '.join(self.cluster.instance_urls)}, redis {self.cluster.redis_url}, data {self.data_dir}")
+        self.log(f"cluster up: nginx {self.cluster.front_url} -> {' '.join(self.cluster.instance_urls)}, redis {self.cluster.redis_description}, data {self.data_dir}")
         admin_email, admin_password = f"admin-{self.run_id}@chaos.test", "admin-password"
         self.admin_password = admin_password
         self.cluster.create_user(admin_email, admin_password)
@@ -446,7 +464,8 @@ class Chaos:
             t.start()
         time.sleep(p["baseline"])
 
-        rounds = max(p["kills"], p["pauses"], len(p["restarts"]))
+        failovers = p["failovers"] if self.args.redis != "single" else 0
+        rounds = max(p["kills"], p["pauses"], len(p["restarts"]), failovers)
         for r in range(rounds):
             suffix = f" #{r + 1}" if rounds > 1 else ""
             if r < p["kills"]:
@@ -471,6 +490,7 @@ class Chaos:
                 t_cont = time.monotonic()
                 self.redis_stopped.append((t_stop, t_cont))
                 self.cluster.wait_ready(timeout=30)
+                self.cluster.wait_redis_ready(timeout=60)  # replicas in sync again (Sentinel, Cluster)
                 self.redis_faults.append((t_stop, time.monotonic()))
                 self.log(f"redis SIGCONT after {t_cont - t_stop:.2f} s; every instance ready {time.monotonic() - t_cont:.2f} s later")
                 time.sleep(p["after_pause"])
@@ -484,6 +504,21 @@ class Chaos:
                 self.redis_faults.append((t0, time.monotonic()))
                 self.log(f"redis {signal.Signals(sig).name} + start (same port, same AOF): {t1 - t0:.2f} s; every instance ready {time.monotonic() - t1:.2f} s later")
                 time.sleep(p["after_restart"])
+            if r < failovers:
+                self.phase(f"redis failover (kill -9 {'master' if self.args.redis == 'sentinel' else 'a primary'}){suffix}")
+                t0 = time.monotonic()
+                port = self.cluster.failover()
+                t_switched = time.monotonic()
+                self.cluster.wait_ready(timeout=30)
+                t_ready = time.monotonic()
+                self.log(f"redis {port} killed with SIGKILL; its replica took over after {t_switched - t0:.2f} s; every instance ready {t_ready - t_switched:.2f} s later")
+                self.cluster.rejoin(port)
+                t_rejoined = time.monotonic()
+                self.cluster.wait_ready(timeout=30)
+                self.redis_faults.append((t0, time.monotonic()))
+                self.failovers.append({"port": port, "t_kill": t0, "t_switched": t_switched, "t_ready": t_ready, "t_rejoined": t_rejoined})
+                self.log(f"redis {port} started again: a replica in sync after {t_rejoined - t_ready:.2f} s")
+                time.sleep(p["after_failover"])
         self.phase("stop load")
         self.stop_load.set()
         for t in threads:
@@ -595,10 +630,10 @@ class Chaos:
             path = self.data_dir / ".db_User.json"
             return {uid: user["email"] for uid, user in json.loads(path.read_text()).items()} if path.exists() else {}
         prefix = os.environ.get("REDIS_PREFIX", "session-api:")
-        port, db = self.cluster.redis_port, self.cluster.redis_db
         users = {}
-        for uid in redis_command(port, "SMEMBERS", prefix + "users", db=db, timeout=10):
-            email = redis_command(port, "HGET", prefix + "user:" + uid.decode(), "email", db=db)
+        for uid in self.cluster.redis_query("SMEMBERS", prefix + "users"):
+            # The user's hash carries the user's hash tag (one Redis Cluster slot with its session index).
+            email = self.cluster.redis_query("HGET", prefix + "user:{" + uid.decode() + "}", "email")
             if email is not None:
                 users[uid.decode()] = email.decode()
         return users
@@ -658,7 +693,32 @@ class Chaos:
                 self.findings.session_lost(session, f"its first logout answered 403 ({rec.rid}): gone before it was logged out")
 
     def check_redis_windows(self) -> None:
-        """While Redis was stopped, every request must have ended (503) within the command timeout + margin."""
+        """While Redis was stopped, every request must have ended (503) within the command timeout + margin; during
+        a failover (from the kill until every instance is ready again), every 503 within twice the command timeout
+        + margin (in a Redis Cluster a command follows redirects and retries for up to about twice the timeout)."""
+        self.failover_stats = []
+        failover_bound = 2 * self.command_timeout + self.args.margin
+        for failover in self.failovers:
+            during = [r for r in self.records if r.t0 < failover["t_ready"] and r.t0 + r.dur > failover["t_kill"]]
+            for r in during:
+                if r.status == 503 and r.dur > failover_bound:
+                    self.findings.add("slow_during_failover", f"{r.method} {r.kind} {r.rid}: 503 after {r.dur:.2f} s (bound {failover_bound:.2f} s)")
+            ok_after = [r for r in self.records if r.t0 > failover["t_kill"] and 200 <= r.status < 300]
+            unavailable = [r for r in during if r.status == 503]
+            last_503 = max((r.t0 + r.dur for r in unavailable), default=failover["t_kill"])
+            self.failover_stats.append(
+                {
+                    "port": failover["port"],
+                    "switched": failover["t_switched"] - failover["t_kill"],
+                    "ready": failover["t_ready"] - failover["t_kill"],
+                    "requests": len(during),
+                    "503": len(unavailable),
+                    "served": sum(1 for r in during if 200 <= r.status < 300),
+                    "last_503": last_503 - failover["t_kill"],
+                    "max_503": max((r.dur for r in unavailable), default=0.0),
+                    "first_ok": (min((r.t0 for r in ok_after), default=failover["t_kill"]) - failover["t_kill"]),
+                }
+            )
         bound = self.command_timeout + self.args.margin
         self.pause_stats = []
         for t_stop, t_cont in self.redis_stopped:
@@ -695,8 +755,10 @@ class Chaos:
             unavailable = sum(1 for r in recs if r.status == 503)
             other = len(recs) - ok - expected - unavailable
             rows.append((name, len(recs), ok, expected, unavailable, other, p99 * 1000, durations[-1] * 1000))
-        title = f"chaos --user-store {self.user_store}{' --short' if self.args.short else ''}"
-        print(f"\n== {title}: 3 instances behind nginx, sessions in Redis, users in {self.user_store}")
+        redis = "" if self.args.redis == "single" else f" --redis {self.args.redis}"
+        wait = f" (REDIS_WAIT_REPLICAS={self.args.wait_replicas})" if self.args.wait_replicas else ""
+        title = f"chaos{redis} --user-store {self.user_store}{' --short' if self.args.short else ''}"
+        print(f"\n== {title}: 3 instances behind nginx, sessions in Redis{wait}, users in {self.user_store}; redis: {self.cluster.redis_description}")
         header = ("phase", "requests", "2xx", "exp.403", "503", "other", "p99 ms", "max ms")
         width = max(len(r[0]) for r in rows + [header])
         print(f"{header[0]:<{width}}  " + "  ".join(f"{h:>8}" for h in header[1:]))
@@ -720,6 +782,12 @@ class Chaos:
             print(f"503 while Redis was up and every instance ready: {len(unexpected)}")
             for entry in unexpected[:10]:
                 print(f"  {entry}")
+        for i, stats in enumerate(getattr(self, "failover_stats", [])):
+            print(
+                f"failover #{i + 1}: redis {stats['port']} killed; a replica took over after {stats['switched']:.2f} s, every instance ready after "
+                f"{stats['ready']:.2f} s; {stats['requests']} requests overlapped it: {stats['served']} served, {stats['503']} got 503 (slowest "
+                f"{stats['max_503']:.2f} s, bound 2 x command timeout + {self.args.margin:.1f} s; the last ended {stats['last_503']:.2f} s after the kill)"
+            )
         for i, stats in enumerate(getattr(self, "pause_stats", [])):
             print(
                 f"redis stopped #{i + 1}: {stats['requests']} requests overlapped it, {stats['503']} got 503; slowest 503 that started during it "
@@ -737,6 +805,7 @@ class Chaos:
             ("nginx 5xx not explained by a killed upstream", f.proxy_5xx_unexplained),
             ("hangs (no answer within the client timeout)", f.hangs),
             ("slow answers while Redis was stopped", f.slow_while_redis_stopped),
+            ("slow 503s during a failover", f.slow_during_failover),
             ("logged-out sessions still valid", f.revoked_still_valid),
             ("read-back misses (201, then 404 elsewhere)", f.stale_reads),
             ("connection errors from nginx", f.transport_errors),
@@ -776,6 +845,11 @@ class Chaos:
         return self.report()
 
 
+def default_data_dir(args, user_store: str) -> Path:
+    """./data/chaos-<store>, or ./data/chaos-<sentinel|cluster>-<store>."""
+    return REPO / "data" / (f"chaos-{user_store}" if args.redis == "single" else f"chaos-{args.redis}-{user_store}")
+
+
 def _interrupt(signum, _frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -799,7 +873,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--redis-kill", action="store_true", help="stop Redis with SIGKILL (a crash) in every restart round (default: SIGTERM, a clean restart; the long form also has one SIGKILL round)")
     parser.add_argument("--appendfsync", choices=["everysec", "always"], default="everysec", help="Redis's AOF fsync policy (default everysec)")
     parser.add_argument("--redis-db", type=int, default=0, help="Redis database number the instances use (default 0)")
+    parser.add_argument(
+        "--redis",
+        choices=REDIS_MODES,
+        default="single",
+        help="single (default): one redis-server; sentinel: master, replica and 3 Sentinels; cluster: a Redis Cluster of 3 primaries + 3 replicas. "
+        "With sentinel or cluster, the pauses and restarts hit the master (or a primary in turn), and failover rounds kill it with -9",
+    )
+    parser.add_argument("--wait-replicas", type=int, default=0, help="REDIS_WAIT_REPLICAS for the instances (default 0: logins do not wait)")
     args = parser.parse_args(argv)
+    if args.redis == "cluster" and args.redis_db:
+        parser.error("--redis cluster: a Redis Cluster has only database 0")
 
     stores = ["json", "redis"] if args.user_store == "both" else [args.user_store]
     if args.data_dir and len(stores) > 1:
@@ -818,7 +902,7 @@ def main(argv: list[str]) -> int:
             return 130
         except (RuntimeError, TimeoutError, OSError) as error:
             print(f"chaos[{store}]: could not run: {error}", file=sys.stderr)
-            logs = sorted((Path(args.data_dir or REPO / "data" / f"chaos-{store}") / "logs").glob("app-*.log"))
+            logs = sorted((Path(args.data_dir or default_data_dir(args, store)) / "logs").glob("app-*.log"))
             if logs:
                 tail = logs[0].read_text(errors="replace").splitlines()[-5:]
                 print(f"chaos[{store}]: last lines of {logs[0]}:\n  " + "\n  ".join(tail), file=sys.stderr)

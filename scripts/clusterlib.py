@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A local session-api cluster: one redis-server, N session-api processes and nginx in front.
+"""A local session-api cluster: Redis (one redis-server, a Sentinel set or a Redis Cluster), N session-api
+processes and nginx in front.
 
 Python 3 standard library only; loopback only; every child is started by this module, tracked by PID,
 and stopped by PID (SIGTERM, then SIGKILL after a bound). Nothing outside the data directory is written.
@@ -12,9 +13,16 @@ and stopped by PID (SIGTERM, then SIGKILL after a bound). Nothing outside the da
         cluster.pause_redis(); cluster.resume_redis()
         cluster.restart_redis()           # SIGTERM (final AOF fsync), start again: same port, same dir
 
+    # Redis with failover: redis_mode="sentinel" (master, replica, 3 Sentinels) or "cluster" (3 primaries, 3 replicas)
+    with Cluster(binary, data_dir, redis_mode="cluster") as cluster:
+        port = cluster.failover()         # kill -9 a primary, wait until its replica took over and the apps answer
+        cluster.rejoin(port)              # start it again: it comes back as a replica
+
 Layout under the data directory:
     .db_User.json            users (USER_STORE=json), shared by every instance (DATA_DIR)
-    redis/                   redis-server's AOF (appendonly yes) and redis.log
+    redis/                   redis-server's AOF (appendonly yes) and redis.log; with Sentinel or Cluster, one
+                             directory per server: redis/node-<port>/ (AOF, redis.log, node.conf or nodes.conf)
+                             and redis/sentinel-<port>/ (sentinel.conf, rewritten by the Sentinel)
     nginx/                   nginx.conf, nginx.pid, error.log, access.log, tmp/ (temp paths)
     logs/app-<i>.log         each instance's stdout and stderr (appended across restarts)
 
@@ -97,6 +105,14 @@ class RedisReplyError(Exception):
     pass
 
 
+def free_cluster_port() -> int:
+    """A free port at most 55535 whose cluster bus port (+10000) is free too."""
+    while True:
+        port = free_port()
+        if port <= 55535 and port_is_free(port + 10000):
+            return port
+
+
 def redis_command(port: int, *args, timeout: float = 1.0, db: int = 0):
     """Runs one command on 127.0.0.1:port (in database `db`) and returns the decoded reply (raises on error replies)."""
     with socket.create_connection((LOOPBACK, port), timeout=timeout) as s:
@@ -105,6 +121,12 @@ def redis_command(port: int, *args, timeout: float = 1.0, db: int = 0):
             if db:
                 _resp_read(f)
             return _resp_read(f)
+
+
+def info_fields(info) -> dict[str, str]:
+    """`INFO` text as a dict (`role` -> `master`, ...)."""
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
 
 
 # --- processes ------------------------------------------------------------------------------------
@@ -210,6 +232,13 @@ def http_status(url: str, timeout: float = 1.0) -> int:
 
 # --- the cluster ----------------------------------------------------------------------------------
 
+REDIS_MODES = ("single", "sentinel", "cluster")
+# The name the Sentinels monitor the master under (REDIS_SENTINEL_MASTER).
+SENTINEL_MASTER = "session-api"
+# Fast failover for a local cluster: a master or primary that does not answer for 3 s is replaced. A
+# SIGSTOP of 2 s (the chaos run's pause) stays below it: a pause, not a failover.
+DOWN_AFTER_MS = 3000
+
 
 class Cluster:
     """redis-server + N session-api instances + nginx, all on 127.0.0.1, all children of this process."""
@@ -229,11 +258,18 @@ class Cluster:
         nginx_workers: int = 1,
         redis_db: int = 0,
         quiet: bool = False,
+        redis_mode: str = "single",
     ):
         """`front_port`/`app_base_port`/`redis_port` 0: free ports. `env`: extra variables for the instances
-        (they also inherit this process's environment; the cluster's own settings win)."""
+        (they also inherit this process's environment; the cluster's own settings win). `redis_mode`: "single"
+        (one redis-server on `redis_port`), "sentinel" (a master and a replica, 3 Sentinels; REDIS_SENTINELS) or
+        "cluster" (a Redis Cluster of 3 primaries with a replica each; REDIS_CLUSTER_NODES), on free ports."""
         if user_store not in ("json", "redis"):
             raise ValueError(f"user store must be json or redis, not {user_store!r}")
+        if redis_mode not in REDIS_MODES:
+            raise ValueError(f"redis mode must be one of {', '.join(REDIS_MODES)}, not {redis_mode!r}")
+        if redis_mode == "cluster" and redis_db:
+            raise ValueError("a Redis Cluster has only database 0")
         if instances < 1:
             raise ValueError("at least one instance")
         self.binary = Path(os.path.abspath(binary))
@@ -251,7 +287,15 @@ class Cluster:
         self.redis_db = redis_db
         self.quiet = quiet
         self.extra_env = dict(env or {})
-        self.redis_port = redis_port or free_port()
+        self.redis_mode = redis_mode
+        if redis_mode == "single":
+            self.redis_ports = [redis_port or free_port()]
+        elif redis_mode == "sentinel":
+            self.redis_ports = [redis_port or free_port(), free_port()]
+        else:
+            self.redis_ports = [free_cluster_port() for _ in range(6)]
+        self.sentinel_ports = [free_port() for _ in range(3)] if redis_mode == "sentinel" else []
+        self.redis_port = self.redis_ports[0]
         self.front_port = front_port or free_port()
         if app_base_port:
             self.app_ports = [app_base_port + i for i in range(instances)]
@@ -259,15 +303,19 @@ class Cluster:
             self.app_ports = []
             while len(self.app_ports) < instances:
                 port = free_port()
-                if port not in self.app_ports and port not in (self.redis_port, self.front_port):
+                taken = {*self.redis_ports, *(p + 10000 for p in self.redis_ports), *self.sentinel_ports, self.front_port}
+                if port not in self.app_ports and port not in taken:
                     self.app_ports.append(port)
         self.redis_dir = self.data_dir / "redis"
         self.nginx_dir = self.data_dir / "nginx"
         self.logs_dir = self.data_dir / "logs"
-        self.redis: Child | None = None
+        self.redis_nodes: dict[int, Child] = {}  # port -> redis-server (data nodes and Sentinels)
         self.apps: list[Child] = []
         self.nginx: Child | None = None
         self.redis_paused = False
+        self.paused_port: int | None = None
+        self._fault_turn = 0  # which primary the next pause or restart of a Redis Cluster hits
+        self._down_port: int | None = None  # a server `failover` killed, until `rejoin`
 
     # -- addresses --
 
@@ -278,6 +326,26 @@ class Cluster:
     @property
     def redis_url(self) -> str:
         return f"redis://{LOOPBACK}:{self.redis_port}" + (f"/{self.redis_db}" if self.redis_db else "")
+
+    @property
+    def redis_description(self) -> str:
+        """What runs, for messages."""
+        if self.redis_mode == "sentinel":
+            return f"Sentinel master '{SENTINEL_MASTER}' (master {self.redis_ports[0]}, replica {self.redis_ports[1]}; Sentinels {','.join(map(str, self.sentinel_ports))})"
+        if self.redis_mode == "cluster":
+            return f"Redis Cluster of 3 primaries + 3 replicas ({','.join(map(str, self.redis_ports))})"
+        return self.redis_url
+
+    def redis_env(self) -> dict[str, str]:
+        """The REDIS_* variables that point an instance (or the CLI) at this Redis."""
+        if self.redis_mode == "sentinel":
+            env = {"REDIS_SENTINELS": ",".join(f"{LOOPBACK}:{p}" for p in self.sentinel_ports), "REDIS_SENTINEL_MASTER": SENTINEL_MASTER}
+            if self.redis_db:
+                env["REDIS_URL"] = f"redis://sentinel-master/{self.redis_db}"  # only the database is used
+            return env
+        if self.redis_mode == "cluster":
+            return {"REDIS_CLUSTER_NODES": ",".join(f"{LOOPBACK}:{p}" for p in self.redis_ports)}
+        return {"REDIS_URL": self.redis_url}
 
     def instance_url(self, index: int) -> str:
         return f"http://{LOOPBACK}:{self.app_ports[index]}"
@@ -290,10 +358,12 @@ class Cluster:
         """The environment every instance (and the CLI) gets."""
         env = dict(os.environ)
         env.update(self.extra_env)
+        for name in ("REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "REDIS_CLUSTER_NODES"):
+            env.pop(name, None)
+        env.update(self.redis_env())
         env.update(
             AUTH_TYPE="session_redis_auth",
             USER_STORE=self.user_store,
-            REDIS_URL=self.redis_url,
             DATA_DIR=str(self.data_dir),
             TRUSTED_PROXIES=LOOPBACK,
             API_HOST=LOOPBACK,
@@ -309,7 +379,7 @@ class Cluster:
 
     def start(self, timeout: float = 60.0) -> "Cluster":
         """Starts Redis, the instances and nginx, and waits until every instance and the front answer."""
-        for port in [self.redis_port, self.front_port, *self.app_ports]:
+        for port in [*self.redis_ports, *self.sentinel_ports, self.front_port, *self.app_ports]:
             if not port_is_free(port):
                 raise OSError(f"port {port} on {LOOPBACK} is in use")
         self._check_stale_nginx()
@@ -338,9 +408,12 @@ class Cluster:
             (self.nginx_dir / "nginx.pid").unlink(missing_ok=True)
         for app in self.apps:
             self.exit_statuses[app.name] = app.stop(timeout)
-        if self.redis:
-            self.exit_statuses[self.redis.name] = self.redis.stop(timeout)
-            self.redis_paused = False
+        # The Sentinels first, so that stopping the master starts no failover.
+        for port in [*self.sentinel_ports, *self.redis_ports]:
+            node = self.redis_nodes.get(port)
+            if node:
+                self.exit_statuses[node.name] = node.stop(timeout)
+        self.redis_paused = False
 
     def __enter__(self) -> "Cluster":
         return self.start()
@@ -349,7 +422,7 @@ class Cluster:
         self.stop()
 
     def children(self) -> list[Child]:
-        return [c for c in [self.redis, *self.apps, self.nginx] if c is not None]
+        return [c for c in [*self.redis_nodes.values(), *self.apps, self.nginx] if c is not None]
 
     def dead_children(self) -> list[str]:
         """Names of children that were started and are no longer running (none expected)."""
@@ -357,65 +430,278 @@ class Cluster:
 
     # -- Redis --
 
-    def _redis_child(self) -> Child:
-        argv = [
-            shutil.which("redis-server") or "redis-server",
+    @property
+    def redis(self) -> Child | None:
+        """The single redis-server, or the current master (Sentinel); None in a Redis Cluster."""
+        if self.redis_mode == "cluster":
+            return None
+        port = self.redis_port if self.redis_mode == "single" else self.current_master_port()
+        return self.redis_nodes.get(port)
+
+    def node_dir(self, port: int) -> Path:
+        return self.redis_dir if self.redis_mode == "single" else self.redis_dir / f"node-{port}"
+
+    def _data_args(self, port: int) -> list[str]:
+        d = self.node_dir(port)
+        args = [
             "--bind", LOOPBACK,
-            "--port", str(self.redis_port),
-            "--dir", str(self.redis_dir),
+            "--port", str(port),
+            "--dir", str(d),
             "--appendonly", "yes",
             "--appendfsync", self.appendfsync,
             "--save", "",
             "--daemonize", "no",
             "--protected-mode", "yes",
-            "--logfile", str(self.redis_dir / "redis.log"),
+            "--logfile", str(d / "redis.log"),
         ]  # fmt: skip
-        return Child("redis-server", argv)
+        if self.redis_mode != "single":
+            # A replica that needs a full copy gets it at once (Redis waits 5 s by default, for more replicas to
+            # share one transfer): until it has it, a failover would promote a replica without the latest writes.
+            args += ["--repl-diskless-sync-delay", "0"]
+        return args
 
-    def start_redis(self, timeout: float = 30.0) -> None:
-        """Starts redis-server (same port, same directory, AOF) and waits until it has loaded its data."""
-        self.redis = self._redis_child()
-        self.redis.start()
+    def _redis_child(self, port: int) -> Child:
+        server = shutil.which("redis-server") or "redis-server"
+        d = self.node_dir(port)
+        d.mkdir(parents=True, exist_ok=True)
+        if self.redis_mode == "single":
+            return Child("redis-server", [server, *self._data_args(port)])
+        if self.redis_mode == "cluster":
+            cluster_args = [
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(DOWN_AFTER_MS),
+                "--cluster-require-full-coverage", "no", "--cluster-replica-validity-factor", "0",
+            ]  # fmt: skip
+            return Child(f"redis-{port}", [server, *self._data_args(port), *cluster_args])
+        # Sentinel mode: a configuration file, which the Sentinels rewrite when they change the node's role (so a
+        # restarted node keeps the role it had). Written once; the replica starts as one.
+        conf = d / "node.conf"
+        if not conf.exists():
+            args = self._data_args(port)
+            lines = [f"{name[2:]} {value if value else chr(34) * 2}" for name, value in zip(args[::2], args[1::2])]
+            if port != self.redis_ports[0]:
+                lines.append(f"replicaof {LOOPBACK} {self.redis_ports[0]}")
+            conf.write_text("\n".join(lines) + "\n")
+        return Child(f"redis-{port}", [server, str(conf)])
+
+    def _sentinel_child(self, port: int) -> Child:
+        d = self.redis_dir / f"sentinel-{port}"
+        d.mkdir(parents=True, exist_ok=True)
+        conf = d / "sentinel.conf"
+        if not conf.exists():
+            conf.write_text(
+                f"""port {port}
+bind {LOOPBACK}
+dir {d}
+daemonize no
+logfile {d / "sentinel.log"}
+sentinel monitor {SENTINEL_MASTER} {LOOPBACK} {self.redis_ports[0]} 2
+sentinel down-after-milliseconds {SENTINEL_MASTER} {DOWN_AFTER_MS}
+sentinel failover-timeout {SENTINEL_MASTER} 10000
+sentinel parallel-syncs {SENTINEL_MASTER} 1
+"""
+            )
+        return Child(f"sentinel-{port}", [shutil.which("redis-server") or "redis-server", str(conf), "--sentinel"])
+
+    def start_redis(self, timeout: float = 60.0) -> None:
+        """Starts every Redis server (same ports, same directories) and waits until the data is served: one
+        server loaded; a master with its replica in sync and Sentinels that know both; a cluster whose 16384
+        slots are all served (created with `redis-cli --cluster create` on the first start)."""
+        for port in self.redis_ports:
+            self.redis_nodes[port] = self._redis_child(port)
+            self.redis_nodes[port].start()
         self.redis_paused = False
+        for port in self.redis_ports:
+            self.wait_node_ready(port, timeout)
+        if self.redis_mode == "cluster" and redis_command(self.redis_ports[0], "CLUSTER", "INFO").decode().find("cluster_known_nodes:1\r") >= 0:
+            create = subprocess.run(
+                ["redis-cli", "--cluster", "create", *[f"{LOOPBACK}:{p}" for p in self.redis_ports], "--cluster-replicas", "1", "--cluster-yes"],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            if create.returncode != 0:
+                raise RuntimeError(f"redis-cli --cluster create failed: {create.stdout[-500:]} {create.stderr[-500:]}")
+        for port in self.sentinel_ports:
+            self.redis_nodes[port] = self._sentinel_child(port)
+            self.redis_nodes[port].start()
         self.wait_redis_ready(timeout)
-        self._say(f"redis-server on {self.redis_url} (pid {self.redis.pid}, AOF in {self.redis_dir})")
+        self._say(f"redis: {self.redis_description}, AOF under {self.redis_dir}")
+
+    def node_ready(self, port: int) -> bool:
+        if redis_command(port, "PING", timeout=0.5) != "PONG":
+            return False
+        return "loading:0" in redis_command(port, "INFO", "persistence", timeout=0.5).decode()
+
+    def wait_node_ready(self, port: int, timeout: float = 30.0) -> None:
+        node = self.redis_nodes[port]
+
+        def ready():
+            if not node.running():
+                raise RuntimeError(f"{node.name} exited with status {node.popen.returncode}; see {self.node_dir(port) / 'redis.log'}")
+            return self.node_ready(port)
+
+        wait_until(ready, timeout, f"redis-server on port {port} (loaded)")
 
     def redis_ready(self) -> bool:
-        if redis_command(self.redis_port, "PING", timeout=0.5) != "PONG":
+        """Whether Redis serves every key, with every server that runs in its place (a replica in sync)."""
+        if self.redis_mode == "single":
+            return self.node_ready(self.redis_port)
+        running = [p for p in self.redis_ports if self.redis_nodes[p].running()]
+        infos = {p: info_fields(redis_command(p, "INFO", "replication", timeout=0.5)) for p in running}
+        if any(not self.node_ready(p) for p in running):
             return False
-        info = redis_command(self.redis_port, "INFO", "persistence", timeout=0.5).decode()
-        return "loading:0" in info
+        replicas = [p for p in running if infos[p].get("role") == "slave"]
+        if any(infos[p].get("master_link_status") != "up" for p in replicas):
+            return False
+        if self.redis_mode == "cluster":
+            for p in running:
+                info = redis_command(p, "CLUSTER", "INFO", timeout=0.5).decode()
+                if "cluster_state:ok" not in info or "cluster_slots_ok:16384" not in info:
+                    return False
+            return len(self.primary_ports()) == 3
+        master = self.current_master_port()
+        if master is None or infos.get(master, {}).get("role") != "master":
+            return False
+        for port in self.sentinel_ports:
+            fields = redis_command(port, "SENTINEL", "MASTER", SENTINEL_MASTER, timeout=0.5)
+            pairs = dict(zip([f.decode() for f in fields[::2]], [f.decode() for f in fields[1::2]]))
+            if pairs.get("flags") != "master" or pairs.get("num-other-sentinels") != "2" or pairs.get("num-slaves") != str(len(replicas)):
+                return False
+        return True
 
-    def wait_redis_ready(self, timeout: float = 30.0) -> None:
+    def wait_redis_ready(self, timeout: float = 60.0) -> None:
         def ready():
-            if self.redis and not self.redis.running():
-                raise RuntimeError(f"redis-server exited with status {self.redis.popen.returncode}; see {self.redis_dir / 'redis.log'}")
+            for port, node in self.redis_nodes.items():
+                if not node.running() and port != self._down_port:
+                    raise RuntimeError(f"{node.name} exited with status {node.popen.returncode}; see {self.redis_dir}")
             return self.redis_ready()
 
-        wait_until(ready, timeout, f"redis-server on port {self.redis_port} (loaded)")
+        wait_until(ready, timeout, f"Redis ({self.redis_description}) to serve every key")
+
+    def current_master_port(self) -> int | None:
+        """The master the Sentinels name (Sentinel mode); the one server otherwise; None in a Redis Cluster."""
+        if self.redis_mode == "single":
+            return self.redis_port
+        if self.redis_mode == "cluster":
+            return None
+        for port in self.sentinel_ports:
+            try:
+                reply = redis_command(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_MASTER, timeout=0.5)
+                if reply:
+                    return int(reply[1])
+            except (OSError, RedisReplyError, ValueError):
+                continue
+        return None
+
+    def primary_ports(self) -> list[int]:
+        """The primaries of a Redis Cluster that serve slots and are not marked failed, as a running node sees them."""
+        for port in self.redis_ports:
+            if not self.redis_nodes[port].running():
+                continue
+            primaries = []
+            for line in redis_command(port, "CLUSTER", "NODES", timeout=0.5).decode().splitlines():
+                fields = line.split()
+                if len(fields) >= 9 and "master" in fields[2] and "fail" not in fields[2]:
+                    primaries.append(int(fields[1].split("@")[0].rsplit(":", 1)[1]))
+            return sorted(primaries)
+        return []
+
+    def _fault_target(self) -> int:
+        """The server a pause or restart hits: the one server, the master, or the next primary in turn."""
+        if self.redis_mode == "cluster":
+            primaries = self.primary_ports()
+            port = primaries[self._fault_turn % len(primaries)]
+            self._fault_turn += 1
+            return port
+        port = self.current_master_port()
+        if port is None:
+            raise RuntimeError("the Sentinels name no master")
+        return port
 
     def pause_redis(self) -> None:
-        """SIGSTOP: Redis keeps its sockets but answers nothing (a hung Redis)."""
-        self.redis.send(signal.SIGSTOP)
+        """SIGSTOP: Redis keeps its sockets but answers nothing (a hung Redis). With Sentinel, the master; in a
+        Redis Cluster, one primary (in turn)."""
+        self.paused_port = self._fault_target()
+        self.redis_nodes[self.paused_port].send(signal.SIGSTOP)
         self.redis_paused = True
 
     def resume_redis(self) -> None:
-        self.redis.send(signal.SIGCONT)
+        self.redis_nodes[self.paused_port].send(signal.SIGCONT)
         self.redis_paused = False
 
-    def stop_redis(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+    def stop_redis(self, sig: int = signal.SIGTERM, timeout: float = 15.0, port: int | None = None) -> int | None:
         """SIGTERM: Redis writes and fsyncs the AOF and exits (nothing acknowledged is lost). SIGKILL: a
         crash; with appendfsync everysec Redis may have acknowledged writes it still held in memory while a
         background fsync ran (rare), and a machine crash loses about the last second; with appendfsync
         always, nothing."""
-        status = self.redis.stop(timeout, sig=sig)
+        status = self.redis_nodes[port or self.redis_port].stop(timeout, sig=sig)
         self.redis_paused = False
         return status
 
-    def restart_redis(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-        """Stops Redis with `sig` and starts it again on the same port with the same directory and AOF."""
-        self.stop_redis(sig)
-        self.start_redis(timeout)
+    def restart_redis(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Stops Redis with `sig` and starts it again on the same port with the same directory and AOF (with
+        Sentinel, the master; in a Redis Cluster, one primary in turn: back within the failover timeout, it
+        stays the master). Returns the port."""
+        port = self._fault_target()
+        self.stop_redis(sig, port=port)
+        self.redis_nodes[port] = self._redis_child(port)
+        self.redis_nodes[port].start()
+        self.wait_node_ready(port, timeout)
+        # With replicas: until they have resynchronised with the restarted master, a failover would lose the writes since.
+        self.wait_redis_ready(timeout)
+        return port
+
+    def failover(self, timeout: float = 60.0) -> int:
+        """kill -9 of the master (Sentinel) or of a primary (Cluster, in turn), then waits until its replica serves
+        in its place. The killed server stays down: `rejoin` starts it again. Returns its port."""
+        if self.redis_mode == "single":
+            raise RuntimeError("one redis-server has no replica to fail over to")
+        port = self._fault_target()
+        self._down_port = port
+        self.redis_nodes[port].kill()
+
+        def switched():
+            if self.redis_mode == "sentinel":
+                master = self.current_master_port()
+                return master not in (None, port) and info_fields(redis_command(master, "INFO", "replication", timeout=0.5)).get("role") == "master"
+            return port not in self.primary_ports() and self.redis_ready()
+
+        wait_until(switched, timeout, f"a replica to take over from the killed {port}")
+        return port
+
+    def rejoin(self, port: int, timeout: float = 60.0) -> None:
+        """Starts a server killed by `failover` again (same port, directory, AOF); it comes back as a replica of
+        the server that took over. Waits until it is in sync and the Sentinels or the cluster know it."""
+        self.redis_nodes[port] = self._redis_child(port)
+        self.redis_nodes[port].start()
+        self._down_port = None
+        self.wait_node_ready(port, timeout)
+        self.wait_redis_ready(timeout)
+
+    def data_primaries(self) -> list[int]:
+        """The ports of the servers that take writes: the one server, the master, or every primary."""
+        if self.redis_mode == "cluster":
+            return self.primary_ports()
+        return [self.current_master_port() or self.redis_port]
+
+    def node_command(self, port: int, *args, timeout: float = 10.0):
+        """One command on one server (INFO, CONFIG, ... of that server)."""
+        return redis_command(port, *args, timeout=timeout, db=self.redis_db if self.redis_mode != "cluster" else 0)
+
+    def redis_query(self, *args, timeout: float = 10.0):
+        """One command on the data, wherever it lives: the one server, the master, or (following MOVED) the
+        primary of the key's slot."""
+        if self.redis_mode != "cluster":
+            return redis_command(self.current_master_port() or self.redis_port, *args, timeout=timeout, db=self.redis_db)
+        port = next(p for p in self.primary_ports())
+        for _ in range(5):
+            try:
+                return redis_command(port, *args, timeout=timeout)
+            except RedisReplyError as error:
+                parts = str(error).split()
+                if parts and parts[0] in ("MOVED", "ASK") and len(parts) == 3:
+                    port = int(parts[2].rsplit(":", 1)[1])
+                    continue
+                raise
+        raise RuntimeError(f"too many redirects for {args[:2]}")
 
     # -- instances --
 
@@ -631,6 +917,12 @@ def cluster_main(argv: list[str]) -> int:
     )
     parser.add_argument("--redis-port", type=int, default=_env_int("CLUSTER_REDIS_PORT", 0), help="redis-server's port (env CLUSTER_REDIS_PORT, default: a free port)")
     parser.add_argument("--user-store", choices=["json", "redis"], default=os.environ.get("USER_STORE", "json"), help="where users live (env USER_STORE, default json)")
+    parser.add_argument(
+        "--redis",
+        choices=REDIS_MODES,
+        default=os.environ.get("CLUSTER_REDIS", "single"),
+        help="single: one redis-server; sentinel: master, replica and 3 Sentinels; cluster: a Redis Cluster of 3 primaries + 3 replicas (env CLUSTER_REDIS, default single)",
+    )
     parser.add_argument("--data-dir", default=os.environ.get("CLUSTER_DATA_DIR", str(REPO / "data" / "cluster")), help="everything the cluster writes (env CLUSTER_DATA_DIR, default ./data/cluster)")
     parser.add_argument("--binary", help="session-api to run (env SESSION_API_BINARY; default: the release build, built when needed)")
     args = parser.parse_args(argv)
@@ -649,15 +941,17 @@ def cluster_main(argv: list[str]) -> int:
             app_base_port=args.app_port,
             redis_port=args.redis_port,
             user_store=args.user_store,
+            redis_mode=args.redis,
         )
         cluster.start()
-        env = f"USER_STORE={cluster.user_store} REDIS_URL={cluster.redis_url} DATA_DIR={cluster.data_dir}"
+        redis_env = " ".join(f"{name}={value}" for name, value in cluster.redis_env().items())
+        env = f"USER_STORE={cluster.user_store} {redis_env} DATA_DIR={cluster.data_dir}"
         print(
             f"""
 session-api cluster: {len(cluster.apps)} instances behind nginx, sessions in Redis, users in {cluster.user_store}
   front URL   {cluster.front_url}
   instances   {' '.join(cluster.instance_urls)}
-  redis       {cluster.redis_url} (AOF in {cluster.redis_dir})
+  redis       {cluster.redis_description} (AOF in {cluster.redis_dir})
   logs        {cluster.logs_dir}/app-*.log, {cluster.nginx_dir}/access.log, {cluster.nginx_dir}/error.log
 
 Create a first user, then log in:

@@ -19,8 +19,9 @@ echo "== swift test --filter RedisClientTests (the Redis client against real red
 swift test --skip-build --parallel --filter RedisClientTests
 echo "== swift test --filter SessionAPITests (API tests with JSON-file users and each test's own AUTH_TYPE)"
 swift test --skip-build --parallel --filter SessionAPITests
-# The same API suite, unchanged, against Redis sessions, then Redis sessions and Redis users.
-for backend in redis redis-users; do
+# The same API suite, unchanged, against Redis sessions, then Redis sessions and Redis users, then both on a
+# Redis Cluster of 3 primaries (each suite builds its own, about 2 s).
+for backend in redis redis-users cluster; do
     echo "== swift test --filter SessionAPITests with SESSION_API_TEST_BACKEND=$backend"
     SESSION_API_TEST_BACKEND=$backend swift test --skip-build --parallel --filter SessionAPITests
 done

@@ -28,7 +28,10 @@ package struct AppConfiguration: Sendable {
     package var dataDirectory: String = "."
     package var userStore: UserStoreKind = .json
     /// `REDIS_URL` (with `REDIS_COMMAND_TIMEOUT_MS`), parsed; `nil` when no Redis is configured.
+    /// With `REDIS_SENTINELS` or `REDIS_CLUSTER_NODES`, its topology is Sentinel or Cluster (see `readRedisTopology`).
     package var redis: RedisClientConfiguration?
+    /// `REDIS_WAIT_REPLICAS` and `REDIS_WAIT_TIMEOUT_MS`: logins wait for replicas; `nil`: they do not.
+    package var redisReplicaWait: RedisReplicaWait?
     package var redisPrefix: String = "session-api:"
     /// Argon2id cost of new password hashes (`PASSWORD_ARGON2_*`): memory in KiB, passes, lanes.
     /// OWASP's recommendation by default; tests use cheap ones.
@@ -134,6 +137,7 @@ package struct AppConfiguration: Sendable {
                 throw ConfigurationError(variable: "REDIS_URL", reason: error.message)
             }
         }
+        try self.readRedisTopology(environment)
         if let prefix = environment["REDIS_PREFIX"] { self.redisPrefix = prefix }
         if let milliseconds = try integer("REDIS_COMMAND_TIMEOUT_MS", 1...3_600_000, "a number of milliseconds") {
             self.redis?.commandTimeout = .milliseconds(milliseconds)

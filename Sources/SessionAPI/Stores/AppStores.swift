@@ -52,10 +52,12 @@ package struct AppStores: Sendable {
         case .json:
             users = try await JSONFileUserStore(directory: configuration.dataDirectory)
         case .redis:
-            users = RedisUserStore(client: try redis(for: "USER_STORE"), keys: keys)
+            users = RedisUserStore(client: try redis(for: "USER_STORE"), keys: keys, logger: logger)
         }
 
         let expiry = SessionExpiry(duration: configuration.sessionDuration)
+        var waitClient: RedisClient?
+        var replicaWaiter: RedisReplicaWaiter?
         let sessions: (any SessionStore)?
         switch configuration.authType {
         case nil, .noAuthentication, .basicAuth:
@@ -71,12 +73,22 @@ package struct AppStores: Sendable {
                 maximumPerUser: configuration.sessionMaximumPerUser
             )
         case .sessionRedisAuth:
+            let client = try redis(for: "AUTH_TYPE")
+            // `WAIT` blocks its connection: the waited writes get a client of their own (see RedisReplicaWaiter).
+            if let wait = configuration.redisReplicaWait {
+                var waitLogger = logger
+                waitLogger[metadataKey: "redis"] = .string("\(client.configuration) (waited writes)")
+                let ownClient = RedisClient(configuration: client.configuration, logger: waitLogger)
+                waitClient = ownClient
+                replicaWaiter = RedisReplicaWaiter(client: ownClient, wait: wait, logger: logger)
+            }
             sessions = RedisSessionStore(
-                client: try redis(for: "AUTH_TYPE"),
+                client: client,
                 keys: keys,
                 duration: configuration.sessionDuration,
                 idleTimeout: configuration.sessionIdleTimeout,
-                maximumPerUser: configuration.sessionMaximumPerUser
+                maximumPerUser: configuration.sessionMaximumPerUser,
+                replicaWaiter: replicaWaiter
             )
         }
         // Throttling and the audit stream use the Redis the stores use, if any; they never add one of their own.
@@ -87,12 +99,17 @@ package struct AppStores: Sendable {
         )
         let throttle: any LoginThrottle =
             redisClient.map { RedisLoginThrottle(client: $0, keys: keys, limits: limits) } ?? MemoryLoginThrottle(limits: limits)
+        // The clients first, so that they are shut down last; the migration of the first key layout with them.
+        var services: [any Service] = []
+        if let redisClient {
+            services = [redisClient] + (waitClient.map { [$0] } ?? []) + [RedisLayoutMigration(client: redisClient, keys: keys, logger: logger)]
+        }
         return AppStores(
             users: users,
             sessions: sessions,
             throttle: throttle,
             audit: AuditTrail(redis: redisClient, keys: keys),
-            services: redisClient.map { [$0] } ?? []
+            services: services
         )
     }
 

@@ -6,8 +6,17 @@ import RedisClient
 ///
 /// A session is the hash `<prefix>session:<sha256(id)>` (`user_id`, `created_at`, `expires_at`,
 /// `expires_at_unix`, `ip`, `user_agent`) whose TTL is the time left, plus an entry in the user's sorted
-/// set `<prefix>user-sessions:<user id>` scored by its absolute expiry. Every change is one Lua script,
-/// so a crash can never leave half of one.
+/// set `<prefix>user-sessions:{<user id>}` scored by its absolute expiry.
+///
+/// The hash is found from the cookie alone and the index from the user, so in a Redis Cluster they live in
+/// different slots and no script may touch both: every change is a script on one key's slot, and changes of
+/// both are two steps, ordered so that a crash between them leaves nothing that works and should not:
+/// - a session is indexed before its hash is written, and unindexed only after its hash is gone;
+/// - so an index entry may name no hash (a crash, an idle timeout, a `DEL` by hand): it is skipped, and
+///   removed when its user's sessions are next pruned, bounded or ended; never while it is younger than
+///   ``pendingGrace``, since a login may be writing its hash;
+/// - and a hash never lives without its index entry, unless a failover lost the index write (Cluster,
+///   asynchronous replication): then it still ends with its TTL, or with its user.
 package struct RedisSessionStore: SessionStore {
     let client: RedisClient
     let keys: RedisKeys
@@ -17,8 +26,16 @@ package struct RedisSessionStore: SessionStore {
     private let idleTimeout: Int?
     /// Sessions one user keeps; a login past it ends the user's oldest (the index never grows without bound).
     private let maximumPerUser: Int
+    /// `REDIS_WAIT_REPLICAS`: a login's writes wait until that many replicas have them (or the timeout).
+    private let replicaWaiter: RedisReplicaWaiter?
     /// The clock, in milliseconds since the epoch (a test's clock has whole seconds).
     private let nowMilliseconds: @Sendable () -> Int
+
+    /// How long an index entry whose hash is missing is left alone: a login writes its index entry, then its
+    /// hash, within a few command timeouts.
+    static let pendingGrace = 60
+    /// Sessions ended per round trip when many end at once.
+    private static let batchSize = 500
 
     package init(
         client: RedisClient,
@@ -26,6 +43,7 @@ package struct RedisSessionStore: SessionStore {
         duration: Int,
         idleTimeout: Int?,
         maximumPerUser: Int = SessionID.defaultMaximumPerUser,
+        replicaWaiter: RedisReplicaWaiter? = nil,
         now: (@Sendable () -> Int)? = nil
     ) {
         self.client = client
@@ -33,6 +51,7 @@ package struct RedisSessionStore: SessionStore {
         self.duration = duration
         self.idleTimeout = idleTimeout
         self.maximumPerUser = maximumPerUser
+        self.replicaWaiter = replicaWaiter
         if let now {
             self.nowMilliseconds = { now() * 1000 }
         } else {
@@ -45,6 +64,8 @@ package struct RedisSessionStore: SessionStore {
         self.nowMilliseconds() / 1000
     }
 
+    /// Revokes `previousSessionID` (its hash, then its index entry), indexes the new session, writes its hash,
+    /// then ends the user's oldest sessions past the bound: four steps, each one script on one slot.
     package func createSession(userID: String, metadata: SessionMetadata, replacing previousSessionID: String?) async throws -> String {
         let sessionID = SessionID.generate()
         let hash = RedisKeys.sessionHash(sessionID)
@@ -56,18 +77,30 @@ package struct RedisSessionStore: SessionStore {
         // The index orders a user's sessions by expiry, to the millisecond, so that sessions made in one second
         // keep their order too (which one ends first past the per-user bound).
         let score = expiresAt > 0 ? Double(nowMilliseconds + self.duration * 1000) / 1000 : Double.infinity
+        let index = self.keys.userSessions(userID: userID)
         try await StoreError.mappingRedisErrors {
-            try await self.client.evalsha(
+            // First, so that a failure below leaves the client logged out, never logged in twice.
+            if let previousSessionID {
+                _ = try await self.end(hash: RedisKeys.sessionHash(previousSessionID), now: now)
+            }
+            let excess = try await self.write(
+                Self.indexScript,
+                keys: [index],
+                arguments: [RedisArgument(hash), RedisArgument(score), RedisArgument(now), RedisArgument(self.maximumPerUser)]
+            )
+            try await self.write(
                 Self.createScript,
-                keys: [self.keys.session(hash: hash), self.keys.userSessions(userID: userID)],
+                keys: [self.keys.session(hash: hash)],
                 arguments: [
-                    RedisArgument(hash), RedisArgument(userID), RedisArgument(Timestamp.string(epochSeconds: now)),
+                    RedisArgument(userID), RedisArgument(Timestamp.string(epochSeconds: now)),
                     RedisArgument(expiresAt > 0 ? Timestamp.string(epochSeconds: expiresAt) : ""), RedisArgument(expiresAt),
-                    RedisArgument(metadata.ip ?? ""), RedisArgument(metadata.userAgent ?? ""), RedisArgument(ttl), RedisArgument(now),
-                    RedisArgument(previousSessionID.map(RedisKeys.sessionHash) ?? ""), RedisArgument(self.keys.prefix),
-                    RedisArgument(self.maximumPerUser), RedisArgument(score),
+                    RedisArgument(metadata.ip ?? ""), RedisArgument(metadata.userAgent ?? ""), RedisArgument(ttl),
                 ]
             )
+            let oldest = Self.entries(fromScoredReply: excess)
+            if !oldest.isEmpty {
+                try await self.end(oldest, index: index, now: nowMilliseconds)
+            }
         }
         return sessionID
     }
@@ -85,15 +118,9 @@ package struct RedisSessionStore: SessionStore {
     }
 
     package func deleteSession(sessionID: String) async throws -> Bool {
-        let hash = RedisKeys.sessionHash(sessionID)
-        let reply = try await StoreError.mappingRedisErrors {
-            try await self.client.evalsha(
-                Self.deleteScript,
-                keys: [self.keys.session(hash: hash)],
-                arguments: [RedisArgument(hash), RedisArgument(self.keys.prefix), RedisArgument(self.now())]
-            )
+        try await StoreError.mappingRedisErrors {
+            try await self.end(hash: RedisKeys.sessionHash(sessionID), now: self.now())
         }
-        return reply.int64 == 1
     }
 
     /// The sessions in the user's index that have not expired, by pipelined `HGETALL`s (an entry whose
@@ -122,68 +149,125 @@ package struct RedisSessionStore: SessionStore {
         }
     }
 
+    /// The hash if it is that user's, then its index entry.
     package func deleteSession(userID: String, handle: String) async throws -> Bool {
         guard SessionID.isHandle(handle) else { return false }
-        let reply = try await StoreError.mappingRedisErrors {
-            try await self.client.evalsha(
+        return try await StoreError.mappingRedisErrors {
+            let reply = try await self.client.evalsha(
                 Self.deleteOwnedScript,
-                keys: [self.keys.session(hash: handle), self.keys.userSessions(userID: userID)],
-                arguments: [RedisArgument(userID), RedisArgument(handle)]
+                keys: [self.keys.session(hash: handle)],
+                arguments: [RedisArgument(userID)]
             )
+            guard reply.int64 == 1 else { return false }
+            _ = try await self.client.zrem(self.keys.userSessions(userID: userID), members: [handle])
+            return true
         }
-        return reply.int64 == 1
     }
 
+    /// Reads the user's index, deletes the hashes, then removes their entries: a crash in between leaves entries
+    /// that name no hash, skipped and pruned later.
     package func deleteSessions(userID: String, keeping sessionID: String?) async throws -> Int {
-        let reply = try await StoreError.mappingRedisErrors {
-            try await self.client.evalsha(
-                Self.deleteAllScript,
-                keys: [self.keys.userSessions(userID: userID)],
-                arguments: [RedisArgument(self.keys.prefix), RedisArgument(sessionID.map(RedisKeys.sessionHash) ?? "")]
-            )
+        let keep = sessionID.map(RedisKeys.sessionHash)
+        return try await StoreError.mappingRedisErrors {
+            let index = self.keys.userSessions(userID: userID)
+            let entries = try await self.client.zrangeWithScores(index, start: 0, stop: -1)
+                .map { (handle: String(decoding: $0.member, as: UTF8.self), score: $0.score) }
+                .filter { $0.handle != keep }
+            return try await self.end(entries, index: index, now: self.nowMilliseconds())
         }
-        return Int(reply.int64 ?? 0)
     }
 
     package func checkReady() async throws {
         _ = try await StoreError.mappingRedisErrors { try await self.client.ping() }
     }
 
-    // MARK: - Scripts
+    // MARK: - Steps
 
-    /// KEYS: session, user-sessions. ARGV: hash, user_id, created_at, expires_at, expires_at_unix (0: never),
-    /// ip, user_agent, ttl (0: none), now, previous session hash ('' for none), prefix, most sessions per user,
-    /// index score (the expiry in epoch seconds with milliseconds, so sessions of one second keep their order; `+inf`: never).
-    /// Revokes the previous session, writes the new one, prunes the user's expired index entries, indexes
-    /// the new one, and keeps the index alive as long as its longest session.
+    /// Ends one session: its hash (a script that returns the owner), then its entry in the owner's index, with
+    /// the owner's expired entries. `false` when there was no such session.
+    private func end(hash: String, now: Int) async throws -> Bool {
+        let owner = try await self.client.evalsha(Self.takeScript, keys: [self.keys.session(hash: hash)])
+        guard let owner = owner.string else { return false }
+        try await self.client.evalsha(
+            Self.unindexScript,
+            keys: [self.keys.userSessions(userID: owner)],
+            arguments: [RedisArgument(hash), RedisArgument(now)]
+        )
+        return true
+    }
+
+    /// Ends sessions of one user's index: deletes their hashes (pipelined, one slot each), then removes from the
+    /// index the entries whose hash was deleted, or is missing and older than ``pendingGrace`` (a younger one may
+    /// belong to a login that has not written its hash yet). Returns how many hashes were deleted.
+    @discardableResult
+    private func end(_ entries: [(handle: String, score: Double)], index: String, now nowMilliseconds: Int) async throws -> Int {
+        // Entries scored above this were made less than `pendingGrace` ago (the score is the creation time plus `duration`).
+        let youngFrom = self.duration > 0 ? Double(nowMilliseconds / 1000 + self.duration - Self.pendingGrace) : Double.infinity
+        var ended = 0
+        for start in stride(from: 0, to: entries.count, by: Self.batchSize) {
+            let batch = entries[start..<min(start + Self.batchSize, entries.count)]
+            let replies = try await self.client.pipeline(batch.map { ["DEL", RedisArgument(self.keys.session(hash: $0.handle))] })
+            var unindex: [String] = []
+            for (entry, reply) in zip(batch, replies) {
+                if let message = reply.errorMessage { throw RedisClientError(.commandError, message: message) }
+                let deleted = reply.int64 == 1
+                if deleted { ended += 1 }
+                if deleted || entry.score < youngFrom { unindex.append(entry.handle) }
+            }
+            if !unindex.isEmpty {
+                _ = try await self.client.zrem(index, members: unindex)
+            }
+        }
+        return ended
+    }
+
+    /// Runs a script that writes a login's state; through the replica waiter (`WAIT`) when `REDIS_WAIT_REPLICAS` is set.
+    @discardableResult
+    private func write(_ script: RedisScript, keys: [String], arguments: [RedisArgument]) async throws -> RESPValue {
+        guard let waiter = self.replicaWaiter else {
+            return try await self.client.evalsha(script, keys: keys, arguments: arguments)
+        }
+        return try await waiter.evalsha(script, keys: keys, arguments: arguments)
+    }
+
+    /// `[member, score, member, score, ...]` as pairs.
+    private static func entries(fromScoredReply reply: RESPValue) -> [(handle: String, score: Double)] {
+        let elements = reply.array ?? []
+        return stride(from: 0, to: elements.count - 1, by: 2).compactMap { index in
+            guard let handle = elements[index].string, let score = elements[index + 1].string.flatMap(Double.init) else { return nil }
+            return (handle, score)
+        }
+    }
+
+    // MARK: - Scripts (each touches the keys of one slot, all named in KEYS)
+
+    /// KEYS: user-sessions. ARGV: new session hash, its score (the expiry in epoch seconds with milliseconds; `inf`:
+    /// never), now, most sessions per user. Prunes expired entries, returns the oldest entries past the bound (with
+    /// their scores; not removed: the caller deletes their hashes first), indexes the new session, and keeps the
+    /// index alive as long as its longest session.
+    static let indexScript = RedisScript(
+        """
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+        local maximum = tonumber(ARGV[4])
+        local count = redis.call('ZCARD', KEYS[1])
+        local oldest = {}
+        if maximum > 0 and count >= maximum then
+          oldest = redis.call('ZRANGE', KEYS[1], 0, count - maximum, 'WITHSCORES')
+        end
+        redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+        local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+        if last[2] == 'inf' then redis.call('PERSIST', KEYS[1]) else redis.call('EXPIREAT', KEYS[1], math.floor(tonumber(last[2])) + 1) end
+        return oldest
+        """
+    )
+
+    /// KEYS: session. ARGV: user_id, created_at, expires_at, expires_at_unix (0: never), ip, user_agent, ttl (0: none).
     static let createScript = RedisScript(
         """
-        if ARGV[10] ~= '' then
-          local previous = ARGV[11] .. 'session:' .. ARGV[10]
-          local owner = redis.call('HGET', previous, 'user_id')
-          if owner then
-            redis.call('DEL', previous)
-            redis.call('ZREM', ARGV[11] .. 'user-sessions:' .. owner, ARGV[10])
-          end
-        end
-        redis.call('HSET', KEYS[1], 'user_id', ARGV[2], 'created_at', ARGV[3], 'expires_at', ARGV[4],
-          'expires_at_unix', ARGV[5], 'ip', ARGV[6], 'user_agent', ARGV[7])
-        local ttl = tonumber(ARGV[8])
+        redis.call('HSET', KEYS[1], 'user_id', ARGV[1], 'created_at', ARGV[2], 'expires_at', ARGV[3],
+          'expires_at_unix', ARGV[4], 'ip', ARGV[5], 'user_agent', ARGV[6])
+        local ttl = tonumber(ARGV[7])
         if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
-        local now = tonumber(ARGV[9])
-        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
-        -- Past the bound, the sessions that end first (the oldest) end now, before the new one is indexed.
-        local maximum = tonumber(ARGV[12])
-        local count = redis.call('ZCARD', KEYS[2])
-        if maximum > 0 and count >= maximum then
-          for _, hash in ipairs(redis.call('ZRANGE', KEYS[2], 0, count - maximum)) do
-            redis.call('DEL', ARGV[11] .. 'session:' .. hash)
-          end
-          redis.call('ZREMRANGEBYRANK', KEYS[2], 0, count - maximum)
-        end
-        redis.call('ZADD', KEYS[2], ARGV[13], ARGV[1])
-        local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-        if last[2] == 'inf' then redis.call('PERSIST', KEYS[2]) else redis.call('EXPIREAT', KEYS[2], math.floor(tonumber(last[2])) + 1) end
         return 1
         """
     )
@@ -206,43 +290,31 @@ package struct RedisSessionStore: SessionStore {
         """
     )
 
-    /// KEYS: session. ARGV: hash, prefix, now. Deletes the session and its index entry, and prunes the
-    /// user's expired entries; 1 if it existed.
-    static let deleteScript = RedisScript(
+    /// KEYS: session. Deletes the session and returns its user id; nil when there was none.
+    static let takeScript = RedisScript(
         """
         local user = redis.call('HGET', KEYS[1], 'user_id')
-        if not user then return 0 end
+        if not user then return false end
         redis.call('DEL', KEYS[1])
-        local index = ARGV[2] .. 'user-sessions:' .. user
-        redis.call('ZREM', index, ARGV[1])
-        redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. ARGV[3])
+        return user
+        """
+    )
+
+    /// KEYS: user-sessions. ARGV: hash, now. Removes the entry and the expired ones.
+    static let unindexScript = RedisScript(
+        """
+        redis.call('ZREM', KEYS[1], ARGV[1])
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
         return 1
         """
     )
 
-    /// KEYS: session, user-sessions. ARGV: user id, hash. Deletes the session if it is that user's; 1 if it was.
+    /// KEYS: session. ARGV: user id. Deletes the session if it is that user's; 1 if it was.
     static let deleteOwnedScript = RedisScript(
         """
         if redis.call('HGET', KEYS[1], 'user_id') ~= ARGV[1] then return 0 end
         redis.call('DEL', KEYS[1])
-        redis.call('ZREM', KEYS[2], ARGV[2])
         return 1
-        """
-    )
-
-    /// KEYS: user-sessions. ARGV: prefix, hash to keep ('' for none). Deletes every other session of the user
-    /// (the whole index when none is kept); returns how many sessions ended.
-    static let deleteAllScript = RedisScript(
-        """
-        local ended = 0
-        for _, hash in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-          if hash ~= ARGV[2] then
-            ended = ended + redis.call('DEL', ARGV[1] .. 'session:' .. hash)
-            redis.call('ZREM', KEYS[1], hash)
-          end
-        end
-        if ARGV[2] == '' then redis.call('DEL', KEYS[1]) end
-        return ended
         """
     )
 }

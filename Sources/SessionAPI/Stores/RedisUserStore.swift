@@ -1,22 +1,40 @@
+import Logging
 import RedisClient
 
-/// Users in Redis hashes (`USER_STORE=redis`), the multi-host choice: `<prefix>user:<id>` holds the fields
-/// (a name that is `null` is an absent field), `<prefix>user-email:<lowercased email>` the id (set NX
-/// inside the create script: one email, one account across every process), `<prefix>users` every id.
+/// Users in Redis hashes (`USER_STORE=redis`), the multi-host choice: `<prefix>user:{<id>}` holds the fields
+/// (a name that is `null` is an absent field), `<prefix>user-email:<normalised email>` the id (set NX: one
+/// email, one account across every process), `<prefix>users` every id.
+///
+/// The three keys hash to three Redis Cluster slots (an email is looked up without the id, and the set holds
+/// every user), so creating and deleting a user are several one-slot steps. Creating one: claim the email with
+/// NX and a TTL, write the hash with a TTL, add the id to `users`, make the claim permanent, then the hash. Until
+/// the last step a crash leaves only keys that expire by themselves (``pendingSeconds``); after the claim is
+/// permanent, a hash that expired leaves a claim naming no user, which the next create of that email takes
+/// over. Deleting one: the hash, the id in `users`, then the claim (if still the user's). What a crash can leave
+/// (a claim naming no user, an id in `users` without a hash) is taken over or skipped, never served.
 package struct RedisUserStore: UserStore {
     let client: RedisClient
     let keys: RedisKeys
+    private let logger: Logger
 
-    package init(client: RedisClient, keys: RedisKeys) {
+    /// How long a create's email claim and hash live before they are made permanent: a crash in between
+    /// leaves nothing behind for longer.
+    static let pendingSeconds = 60
+
+    package init(client: RedisClient, keys: RedisKeys, logger: Logger = Logger(label: "session-api.redis-users")) {
         self.client = client
         self.keys = keys
+        self.logger = logger
     }
 
+    /// `SCARD users`. After a crash in the middle of a delete, it may count a user whose hash is gone until the
+    /// next listing removes the id.
     package func count() async throws -> Int {
         try await StoreError.mappingRedisErrors { try await self.client.scard(self.keys.users) }
     }
 
-    /// Every user, by SSCAN (never KEYS) and pipelined HGETALLs, sorted by creation time.
+    /// Every user, by SSCAN (never KEYS) and pipelined HGETALLs, sorted by creation time. An id whose hash is
+    /// gone (a delete cut short) is left out and removed from `users`.
     package func allUsers() async throws -> [User] {
         try await StoreError.mappingRedisErrors {
             var ids: [String] = []
@@ -27,12 +45,20 @@ package struct RedisUserStore: UserStore {
                 cursor = page.cursor
             } while cursor != "0"
             var users: [User] = []
+            var missing: [String] = []
             users.reserveCapacity(ids.count)
             for start in stride(from: 0, to: ids.count, by: 500) {
                 let batch = ids[start..<min(start + 500, ids.count)]
                 let replies = try await self.client.pipeline(batch.map { ["HGETALL", RedisArgument(self.keys.user(id: $0))] })
-                users.append(contentsOf: replies.compactMap { Self.user(fromHashReply: $0) })
+                for (id, reply) in zip(batch, replies) {
+                    if let user = Self.user(fromHashReply: reply) {
+                        users.append(user)
+                    } else if reply.array?.isEmpty == true {
+                        missing.append(id)
+                    }
+                }
             }
+            try await self.forget(missing)
             return users.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
         }
     }
@@ -57,14 +83,32 @@ package struct RedisUserStore: UserStore {
         let fields = User.Field.allCases.flatMap { field in
             user[field].map { [RedisArgument(field.rawValue), RedisArgument($0)] } ?? []
         }
-        let reply = try await StoreError.mappingRedisErrors {
-            try await self.client.evalsha(
-                Self.createScript,
-                keys: [self.keys.user(id: user.id), self.keys.userEmail(normalizedEmail: User.normalizedEmail(user.email)), self.keys.users],
-                arguments: [RedisArgument(user.id)] + fields
+        let claim = self.keys.userEmail(normalizedEmail: User.normalizedEmail(user.email))
+        let key = self.keys.user(id: user.id)
+        let id = RedisArgument(user.id)
+        try await StoreError.mappingRedisErrors {
+            try await self.claim(claim, for: user.id)
+            let written = try await self.client.evalsha(
+                Self.writePendingScript,
+                keys: [key],
+                arguments: [RedisArgument(Self.pendingSeconds)] + fields
             )
+            guard written.int64 == 1 else {
+                throw StoreError(.corruptData, "redis: a user with the new id \(user.id) exists already")
+            }
+            _ = try await self.client.sadd(self.keys.users, members: [user.id])
+            guard try await self.client.evalsha(Self.commitClaimScript, keys: [claim], arguments: [id]).int64 == 1 else {
+                // The claim expired before this create got here (Redis paused, or this task was): another create may own it now.
+                _ = try await self.client.del(key)
+                try await self.forget([user.id])
+                throw StoreError(.unavailable, "redis: the email claim expired before the user was written")
+            }
+            guard try await self.client.evalsha(Self.commitScript, keys: [key]).int64 == 1 else {
+                try await self.forget([user.id])
+                try await self.client.evalsha(Self.releaseClaimScript, keys: [claim], arguments: [id])
+                throw StoreError(.unavailable, "redis: the new user's hash expired before it was made permanent")
+            }
         }
-        guard reply.int64 == 1 else { throw StoreError(.duplicateEmail, "email already registered") }
     }
 
     package func update(id: String, firstName: String?, lastName: String?, updatedAt: String) async throws -> User? {
@@ -77,6 +121,7 @@ package struct RedisUserStore: UserStore {
         return Self.user(fromHashReply: reply)
     }
 
+    /// One script on the user's hash (`user:{<id>}`, one slot): a compare-and-set of `_password`.
     package func replacePasswordHash(id: String, expected expectedHash: String?, with newHash: String, updatedAt: String?) async throws -> Bool {
         let reply = try await StoreError.mappingRedisErrors {
             try await self.client.evalsha(
@@ -91,20 +136,69 @@ package struct RedisUserStore: UserStore {
         return reply.int64 == 1
     }
 
+    /// The hash, then the id in `users`, then the email claim if it is still this user's: a crash in between
+    /// leaves a claim or an id that names no user (taken over, or skipped and removed, later).
     package func delete(id: String) async throws -> Bool {
         try await StoreError.mappingRedisErrors {
             guard let user = Self.user(from: try await self.client.hgetall(self.keys.user(id: id))) else { return false }
-            let reply = try await self.client.evalsha(
-                Self.deleteScript,
-                keys: [self.keys.user(id: id), self.keys.userEmail(normalizedEmail: User.normalizedEmail(user.email)), self.keys.users],
+            guard try await self.client.del(self.keys.user(id: id)) == 1 else { return false }
+            try await self.forget([id])
+            try await self.client.evalsha(
+                Self.releaseClaimScript,
+                keys: [self.keys.userEmail(normalizedEmail: User.normalizedEmail(user.email))],
                 arguments: [RedisArgument(id)]
             )
-            return reply.int64 == 1
+            return true
         }
     }
 
     package func checkReady() async throws {
         _ = try await StoreError.mappingRedisErrors { try await self.client.ping() }
+    }
+
+    // MARK: - Steps
+
+    /// Claims an email for `id`, for ``pendingSeconds``.
+    ///
+    /// A claim with a TTL belongs to a create under way; a permanent one whose user hash is gone (a create whose
+    /// hash expired, a delete cut short) names no user and is taken over, with a compare-and-set so that two
+    /// creates cannot both take it. The check reads the first layout's key too (`RedisLayoutMigration`), so a
+    /// user not moved yet keeps its email.
+    /// - Throws: `StoreError.duplicateEmail` when the email is someone's.
+    private func claim(_ claim: String, for id: String) async throws {
+        for _ in 0..<3 {
+            if try await self.client.set(claim, value: id, expiresInSeconds: Self.pendingSeconds, onlyIfNotExists: true) { return }
+            let holder = try await self.client.evalsha(Self.inspectClaimScript, keys: [claim]).array ?? []
+            guard holder.count == 2, let owner = holder[0].string else { continue }  // released meanwhile: try again
+            guard holder[1].int64 == -1 else { break }  // a create under way
+            let replies = try await self.client.pipeline([
+                ["EXISTS", RedisArgument(self.keys.user(id: owner))], ["EXISTS", RedisArgument(self.keys.legacyUser(id: owner))],
+            ])
+            guard replies.allSatisfy({ $0.int64 == 0 }) else { break }
+            let taken = try await self.client.evalsha(
+                Self.takeOverClaimScript,
+                keys: [claim],
+                arguments: [RedisArgument(owner), RedisArgument(id), RedisArgument(Self.pendingSeconds)]
+            )
+            if taken.int64 == 1 {
+                self.logger.notice(
+                    "took over an email claim that named no user (a create or delete cut short)",
+                    metadata: ["user_id": .string(owner)]
+                )
+                return
+            }
+        }
+        throw StoreError(.duplicateEmail, "email already registered")
+    }
+
+    /// Removes ids from `users`; for an id whose hash is gone.
+    private func forget(_ ids: [String]) async throws {
+        guard !ids.isEmpty else { return }
+        // An id whose hash is still in the first layout is not gone: `RedisLayoutMigration` will move it.
+        let legacy = try await self.client.pipeline(ids.map { ["EXISTS", RedisArgument(self.keys.legacyUser(id: $0))] })
+        let gone = zip(ids, legacy).filter { $0.1.int64 == 0 }.map(\.0)
+        guard !gone.isEmpty else { return }
+        _ = try await self.client.srem(self.keys.users, members: gone)
     }
 
     // MARK: - Hash <-> User
@@ -124,14 +218,59 @@ package struct RedisUserStore: UserStore {
         return Self.user(from: hash)
     }
 
-    // MARK: - Scripts
+    // MARK: - Scripts (each touches the keys of one slot, all named in KEYS)
 
-    /// KEYS: user, user-email, users. ARGV: id, then field/value pairs. 0 when the email is taken.
-    static let createScript = RedisScript(
+    /// KEYS: user. ARGV: seconds to live, then field/value pairs. Writes a new user's hash with a TTL; 0 if it exists.
+    static let writePendingScript = RedisScript(
         """
-        if not redis.call('SET', KEYS[2], ARGV[1], 'NX') then return 0 end
+        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
         redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-        redis.call('SADD', KEYS[3], ARGV[1])
+        redis.call('EXPIRE', KEYS[1], ARGV[1])
+        return 1
+        """
+    )
+
+    /// KEYS: user. Makes a new user's hash permanent; 0 if it expired meanwhile.
+    static let commitScript = RedisScript(
+        """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        redis.call('PERSIST', KEYS[1])
+        return 1
+        """
+    )
+
+    /// KEYS: user-email. The claim's user id and its PTTL (-1: permanent); nil when there is none.
+    static let inspectClaimScript = RedisScript(
+        """
+        local owner = redis.call('GET', KEYS[1])
+        if not owner then return false end
+        return {owner, redis.call('PTTL', KEYS[1])}
+        """
+    )
+
+    /// KEYS: user-email. ARGV: id. Makes the claim permanent if it is still this id's; 1 if it was.
+    static let commitClaimScript = RedisScript(
+        """
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+        redis.call('PERSIST', KEYS[1])
+        return 1
+        """
+    )
+
+    /// KEYS: user-email. ARGV: the id it names now (a user that is gone), the new id, seconds to live. 1 if taken.
+    static let takeOverClaimScript = RedisScript(
+        """
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('PTTL', KEYS[1]) ~= -1 then return 0 end
+        redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+        return 1
+        """
+    )
+
+    /// KEYS: user-email. ARGV: id. Deletes the claim if it is this id's.
+    static let releaseClaimScript = RedisScript(
+        """
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+        redis.call('DEL', KEYS[1])
         return 1
         """
     )
@@ -159,18 +298,6 @@ package struct RedisUserStore: UserStore {
         end
         redis.call('HSET', KEYS[1], '_password', ARGV[3])
         if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'updated_at', ARGV[4]) end
-        return 1
-        """
-    )
-
-    /// KEYS: user, user-email, users. ARGV: id. Removes the user, its email claim (if still its own) and
-    /// its id; 1 if it existed.
-    static let deleteScript = RedisScript(
-        """
-        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-        redis.call('DEL', KEYS[1])
-        if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
-        redis.call('SREM', KEYS[3], ARGV[1])
         return 1
         """
     )

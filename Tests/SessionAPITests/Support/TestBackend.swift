@@ -8,16 +8,18 @@ import Testing
 /// runs unchanged against every backend (scripts/test.sh runs all three):
 /// - `files` (default): each test's own `AUTH_TYPE`, users in `.db_User.json`;
 /// - `redis`: every session mode becomes `session_redis_auth`, users stay in the JSON file;
-/// - `redis-users`: `session_redis_auth` and users in Redis hashes.
+/// - `redis-users`: `session_redis_auth` and users in Redis hashes;
+/// - `cluster`: as `redis-users`, on a Redis Cluster of 3 primaries (no replicas) that each suite builds.
 enum TestBackend: String, Sendable {
     case files
     case redis
     case redisUsers = "redis-users"
+    case cluster
 
     static let current: TestBackend = {
         let name = ProcessInfo.processInfo.environment["SESSION_API_TEST_BACKEND"] ?? "files"
         guard let backend = TestBackend(rawValue: name) else {
-            preconditionFailure("SESSION_API_TEST_BACKEND=\(name): expected files, redis or redis-users")
+            preconditionFailure("SESSION_API_TEST_BACKEND=\(name): expected files, redis, redis-users or cluster")
         }
         return backend
     }()
@@ -34,7 +36,7 @@ enum TestBackend: String, Sendable {
         if let authType = configuration.authType, authType.usesSessions {
             configuration.authType = .sessionRedisAuth
         }
-        if Self.current == .redisUsers {
+        if Self.current == .redisUsers || Self.current == .cluster {
             configuration.userStore = .redis
         }
     }
@@ -45,7 +47,25 @@ struct StoreBackendTrait: SuiteTrait, TestScoping {
     var isRecursive: Bool { false }
 
     func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
-        guard TestBackend.current != .files else { return try await function() }
+        switch TestBackend.current {
+        case .files:
+            return try await function()
+        case .cluster:
+            let cluster = try await RedisClusterFixture.start(primaries: 3, replicasPerPrimary: 0)
+            // A generous first connect: each app reads the slot map, then connects to every primary, on a loaded machine.
+            var configuration = RedisClientConfiguration(connectTimeout: .seconds(5))
+            configuration.topology = .cluster(.init(seeds: try RedisClientConfiguration.Endpoint.list(cluster.seedList, defaultPort: 6379)))
+            do {
+                try await TestBackend.$redisServer.withValue(configuration) { try await function() }
+            } catch {
+                await cluster.stop()
+                throw error
+            }
+            await cluster.stop()
+            return
+        case .redis, .redisUsers:
+            break
+        }
         let server = try await RedisServerProcess.start()
         do {
             try await TestBackend.$redisServer.withValue(RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: server.port))) {
