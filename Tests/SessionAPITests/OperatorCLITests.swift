@@ -163,7 +163,8 @@ struct OperatorCLITests {
                 #expect(inspect.stdout.contains("location\t\(prefix)session:\(SessionID.handle(of: first))\n"), "\(inspect.stdout)")
                 let ttl = try #require(inspect.stdout.firstMatch(of: #/ttl\t(\d+) s\n/#).map { Int($0.1) ?? 0 }, "\(inspect.stdout)")
                 #expect(ttl > 3000 && ttl <= 3600)
-                #expect(inspect.stdout.contains("index\t\(prefix)user-sessions:\(bob.id) score "), "\(inspect.stdout)")
+                let index = RedisKeys(prefix: prefix).userSessions(userID: bob.id)
+                #expect(inspect.stdout.contains("index\t\(index) score "), "\(inspect.stdout)")
             } else {
                 #expect(inspect.stdout.contains(".db_UserSession.json, record "), "\(inspect.stdout)")
                 #expect(inspect.stdout.contains("ttl\tnone: this store keeps no TTL"))

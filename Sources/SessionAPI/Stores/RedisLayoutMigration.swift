@@ -61,7 +61,7 @@ package struct RedisLayoutMigration: Service {
             var cursor = "0"
             repeat {
                 let page = try await self.client.send([
-                    "SCAN", RedisArgument(cursor), "MATCH", RedisArgument(Self.globEscaped(start) + "*"), "COUNT", "1000",
+                    "SCAN", RedisArgument(cursor), "MATCH", RedisArgument(RedisKeys.globEscaped(start) + "*"), "COUNT", "1000",
                 ])
                 let parts = page.array ?? []
                 guard parts.count == 2, let next = parts[0].string else {
@@ -83,16 +83,6 @@ package struct RedisLayoutMigration: Service {
                 metadata: ["moved": "\(moved)", "left (both names exist, not sorted sets)": "\(conflicts)"]
             )
         }
-    }
-
-    /// `text` with the glob characters of `SCAN MATCH` escaped.
-    static func globEscaped(_ text: String) -> String {
-        var escaped = ""
-        for character in text {
-            if "*?[]\\".contains(character) { escaped.append("\\") }
-            escaped.append(character)
-        }
-        return escaped
     }
 
     /// KEYS: old name, new name (one server: the first layout never ran in a cluster). Renames; when both exist
