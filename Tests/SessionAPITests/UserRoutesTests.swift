@@ -143,6 +143,38 @@ import Testing
         }
     }
 
+    /// `?limit=`/`?page=`: pages in id order with the total in `X-Total-Count`; without them, the original's
+    /// whole list (above). In every backend, so the Redis store's own paging is covered too.
+    @Test func listUsersByPage() async throws {
+        try await TestApp.run(nil) { _, client in
+            var ids: [String] = []
+            for i in 0..<5 {
+                ids.append(try await client.createUser(email: "user\(i)@example.com", password: "pw").user().id)
+            }
+            ids.sort()
+            var seen: [String] = []
+            for page in 1...3 {
+                let response = try await client.get("/api/v1/users?limit=2&page=\(page)")
+                #expect(response.status == .ok)
+                #expect(response.headers[HTTPField.Name("X-Total-Count")!] == "5")
+                expectNoPassword(response)
+                let users = try JSONDecoder().decode([UserResponse].self, from: Data(response.text.utf8))
+                seen += users.map(\.id)
+            }
+            #expect(seen == ids)
+            let past = try await client.get("/api/v1/users?page=9")
+            #expect(past.status == .ok)
+            #expect(past.text == "[]")
+            let first = try await client.get("/api/v1/users?limit=1")
+            #expect(try JSONDecoder().decode([UserResponse].self, from: Data(first.text.utf8)).map(\.id) == [ids[0]])
+            for query in ["limit=0", "limit=1001", "limit=-1", "limit=x", "page=0", "page=1.5", "limit=%2B2", "limit="] {
+                let response = try await client.get("/api/v1/users?\(query)")
+                #expect(response.status == .badRequest, "\(query)")
+                #expect(response.text.contains("must be a whole number from"), "\(query): \(response.text)")
+            }
+        }
+    }
+
     @Test(arguments: ["00000000-0000-4000-8000-000000000000", "unknown", "%20"])
     func showUnknownUserIs404(id: String) async throws {
         try await TestApp.run(nil) { _, client in

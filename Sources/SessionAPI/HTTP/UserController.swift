@@ -10,7 +10,7 @@ package struct UserController: Sendable {
     let audit: AuditTrail
 
     package func addRoutes(to routes: RouteTable) {
-        routes.on("/api/v1/users", .get) { _, _ in try await self.list() }
+        routes.on("/api/v1/users", .get) { request, _ in try await self.list(request) }
         routes.on("/api/v1/users", .post) { request, context in try await self.create(request, context: context) }
         routes.on("/api/v1/users/:id", .get) { _, context in try await self.show(id: try context.parameters.require("id")) }
         routes.on("/api/v1/users/:id", .put) { request, context in
@@ -23,8 +23,16 @@ package struct UserController: Sendable {
         routes.on("/api/v1/users/me", .delete) { _, context in try await self.delete(id: "me", context: context) }
     }
 
-    func list() async throws -> Response {
-        JSONResponse.users(try await self.users.allUsers())
+    /// Without `limit` or `page`, every user (the original's answer); with either, one page in id order and
+    /// the total in `X-Total-Count`.
+    func list(_ request: Request) async throws -> Response {
+        guard let page = try UserPage(request.uri.queryParameters) else {
+            return JSONResponse.users(try await self.users.allUsers())
+        }
+        let (users, total) = try await self.users.users(page: page.number, limit: page.limit)
+        var response = JSONResponse.users(users)
+        response.headers[.xTotalCount] = String(total)
+        return response
     }
 
     func show(id: String) async throws -> Response {

@@ -5,6 +5,8 @@
 package protocol UserStore: Sendable {
     func count() async throws -> Int
     func allUsers() async throws -> [User]
+    /// One page of the users in id order (`page` from 1), and how many users there are in all.
+    func users(page: Int, limit: Int) async throws -> (users: [User], total: Int)
     func user(id: String) async throws -> User?
     /// The user whose email equals `email` ignoring case.
     func user(email: String) async throws -> User?
@@ -24,6 +26,12 @@ package protocol UserStore: Sendable {
 }
 
 extension UserStore {
+    /// The page out of `allUsers()`: right for a store that holds every user in memory anyway.
+    package func users(page: Int, limit: Int) async throws -> (users: [User], total: Int) {
+        let all = try await self.allUsers().sorted { $0.id < $1.id }
+        return (Array(all.dropFirst((page - 1) * limit).prefix(limit)), all.count)
+    }
+
     /// `replacePasswordHash(id:expected:with:updatedAt:)` leaving `updated_at` as it is (a hash upgrade on login).
     package func replacePasswordHash(id: String, expected expectedHash: String?, with newHash: String) async throws -> Bool {
         try await self.replacePasswordHash(id: id, expected: expectedHash, with: newHash, updatedAt: nil)
