@@ -4,7 +4,7 @@ throughput of `/users/me` against one Redis and against a Redis Cluster of 3 pri
 
     python3 -B scripts/scaling.py cost [--binary B]         # MEMORY USAGE, INFO commandstats, INFO cpu per request
     python3 -B scripts/scaling.py throughput [--binary B]   # wrk on /users/me: 1 redis-server vs 3 primaries
-    python3 -B scripts/scaling.py wait [--binary B]         # login latency through Sentinel, without and with WAIT
+    python3 -B scripts/scaling.py wait [--binary B] [--hash default]   # login latency through Sentinel, without and with WAIT
 
 Everything runs on 127.0.0.1 through clusterlib's Cluster (one session-api instance, which the requests
 reach directly, not through nginx), in ./data/scaling-* (emptied first). Python 3 standard library, plus wrk
@@ -19,16 +19,18 @@ import json
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.dont_write_bytecode = True
-from clusterlib import REPO, Cluster, info_fields, resolve_binary  # noqa: E402
+from clusterlib import LOOPBACK, REPO, Cluster, info_fields, resolve_binary  # noqa: E402
 
 PREFIX = "session-api:"
 PASSWORD = "scaling-password"
@@ -65,11 +67,16 @@ class Api:
         return json.loads(data)["id"]
 
 
-def start(binary: Path, name: str, redis_mode: str, env: dict[str, str]) -> Cluster:
+# Cheap password hashing (as scripts/chaos): the measurements are about Redis, not Argon2id. `wait --hash default`
+# keeps the defaults (19 MiB, 2 passes), to show WAIT against the login a deployment really has.
+CHEAP_HASH = {"PASSWORD_ARGON2_MEMORY_KIB": "64", "PASSWORD_ARGON2_ITERATIONS": "1"}
+
+
+def start(binary: Path, name: str, redis_mode: str, env: dict[str, str], cheap_hash: bool = True) -> Cluster:
     data_dir = REPO / "data" / f"scaling-{name}"
     if data_dir.exists():
         shutil.rmtree(data_dir)
-    base = {"PASSWORD_HASH_COST": "4", "LOG_LEVEL": "warning", "SESSION_DURATION": "86400"}
+    base = {"LOG_LEVEL": "warning", "SESSION_DURATION": "86400"} | (CHEAP_HASH if cheap_hash else {})
     base.update(env)
     return Cluster(binary, data_dir, instances=1, user_store="redis", env=base, redis_mode=redis_mode, quiet=True).start()
 
@@ -113,27 +120,96 @@ def reset_stats(cluster: Cluster) -> None:
         cluster.node_command(port, "CONFIG", "RESETSTAT")
 
 
-def per_request(cluster: Cluster, label: str, requests: int, top_level: list[str], run) -> None:
-    """Runs `run()` (which makes `requests` requests) and prints the Redis commands and CPU per request.
+class Monitor:
+    """`MONITOR` on every primary while some requests run: which commands the app sends (MONITOR shows those run
+    inside a script as `[0 lua]`, so the two are told apart, which INFO commandstats cannot do)."""
 
-    commandstats counts the commands a script runs on their own lines too, and within the script's EVALSHA:
-    the totals add up only `top_level`, the commands the app sends (the scripts with what they run inside)."""
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        self.lines: dict[int, list[str]] = {}
+        self.sockets = []
+        self.threads = []
+        for port in cluster.data_primaries():
+            conn = socket.create_connection((LOOPBACK, port), timeout=30)
+            conn.sendall(b"*1\r\n$7\r\nMONITOR\r\n")
+            reader = conn.makefile("rb")
+            if reader.readline().strip() != b"+OK":
+                raise RuntimeError(f"MONITOR refused on {port}")
+            self.lines[port] = []
+            thread = threading.Thread(target=self._read, args=(reader, self.lines[port]), daemon=True)
+            thread.start()
+            self.sockets.append((conn, reader))
+            self.threads.append(thread)
+
+    @staticmethod
+    def _read(reader, lines: list[str]) -> None:
+        for raw in reader:
+            lines.append(raw.decode(errors="replace"))
+            if "scaling-monitor-end" in lines[-1]:
+                return
+
+    def stop(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(commands the app sent, commands run inside scripts), by lower-case name; the monitor's own marker left out."""
+        for port in self.lines:
+            self.cluster.node_command(port, "ECHO", "scaling-monitor-end")
+        for thread in self.threads:
+            thread.join(timeout=30)
+        for conn, reader in self.sockets:
+            reader.close()
+            conn.close()
+        sent: dict[str, int] = {}
+        inside: dict[str, int] = {}
+        for lines in self.lines.values():
+            for line in lines:
+                match = re.match(r'\+[\d.]+ \[\d+ ([^\]]+)\] "([^"]+)"', line)
+                if not match or "scaling-monitor-end" in line:
+                    continue
+                table = inside if match.group(1) == "lua" else sent
+                name = match.group(2).lower()
+                table[name] = table.get(name, 0) + 1
+        return sent, inside
+
+
+SCRIPT_CALLS = {"evalsha", "eval", "evalsha_ro", "eval_ro", "fcall"}
+
+
+def per_request(cluster: Cluster, label: str, requests: int, run, probe: int = 200) -> None:
+    """Prints the Redis commands and CPU per request: `run(n)` makes n requests.
+
+    First `probe` requests under MONITOR (the commands sent, and those the scripts run), then `requests` without
+    it: CONFIG RESETSTAT, INFO commandstats (the time in the commands sent: a script's time includes what it runs)
+    and INFO cpu (Redis's CPU with networking and everything else)."""
+    probe = min(probe, requests)
+    monitor = Monitor(cluster)
+    try:
+        run(probe)
+    finally:
+        sent, inside = monitor.stop()
     reset_stats(cluster)
     cpu_before = cpu_seconds(cluster)
     started = time.monotonic()
-    run()
+    run(requests)
     elapsed = time.monotonic() - started
     cpu = cpu_seconds(cluster) - cpu_before
     stats = command_stats(cluster)
-    stats.pop("config|resetstat", None)
-    stats.pop("info", None)
-    sent = {name: value for name, value in stats.items() if name in top_level}
-    commands = sum(calls for calls, _ in sent.values()) / requests
-    usec = sum(usec for _, usec in sent.values()) / requests
-    detail = ", ".join(f"{name} {calls / requests:.2f} x {usec / calls:.1f} us" for name, (calls, usec) in sorted(sent.items()))
-    inside = ", ".join(f"{name} {calls / requests:.2f}" for name, (calls, _) in sorted(stats.items()) if name not in top_level)
-    print(f"{label}: {requests} requests in {elapsed:.1f} s; per request: {commands:.2f} Redis commands sent, {usec:.1f} us in them (commandstats), "
-          f"{cpu / requests * 1e6:.0f} us of Redis CPU (INFO cpu: with networking, at this low rate)\n    sent: {detail}\n    run inside the scripts: {inside or 'none'}")  # fmt: skip
+    usec = 0.0
+    for name, count in sent.items():
+        calls, total = stats.get(name, (0, 0.0))
+        if calls == 0:
+            continue
+        if name in SCRIPT_CALLS:
+            usec += total
+        else:
+            # A name scripts run too (DEL, ...): only the share the app sent, at the average time per call.
+            usec += min(calls, count / probe * requests) * total / calls
+    per = lambda table: ", ".join(f"{name} {count / probe:.2f}" for name, count in sorted(table.items()))  # noqa: E731
+    print(
+        f"{label}: {requests} requests in {elapsed:.1f} s; per request: {sum(sent.values()) / probe:.2f} Redis commands sent "
+        f"({sum(inside.values()) / probe:.2f} more run inside scripts), {usec / requests:.1f} us in them (INFO commandstats), "
+        f"{cpu / requests * 1e6:.0f} us of Redis CPU (INFO cpu: with networking, at this rate)\n"
+        f"    sent (MONITOR, {probe} requests): {per(sent)}\n    run inside the scripts: {per(inside) or 'none'}",
+        flush=True,
+    )
 
 
 def cost(args) -> None:
@@ -178,30 +254,28 @@ def cost(args) -> None:
 
         print("\n== Redis work per request (CONFIG RESETSTAT, then INFO commandstats and INFO cpu)")
         cookies = [api.login(email) for email, _ in users[:50]]
-        n = args.requests
 
-        def me():
+        def me(n: int) -> None:
             for i in range(n):
                 status, _, _ = api.request("GET", "/api/v1/users/me", cookie=cookies[i % len(cookies)])
                 assert status == 200, status
 
-        per_request(cluster, "GET /users/me (USER_STORE=redis)", n, ["hget", "hgetall"], me)
-        logins = max(n // 10, 100)
+        per_request(cluster, "GET /users/me (USER_STORE=redis)", args.requests, me)
+        logins = max(args.requests // 10, 100)
 
-        def login():
-            for i in range(logins):
+        def login(n: int) -> None:
+            for i in range(n):
                 api.login(users[i % len(users)][0])
 
-        sent = ["get", "hgetall", "evalsha", "eval", "del", "zrem"]
-        per_request(cluster, "POST login, no cookie", logins, sent, login)
+        per_request(cluster, "POST login, no cookie", logins, login, probe=50)
         carried = {email: api.login(email) for email, _ in users}
 
-        def login_replacing():
-            for i in range(logins):
+        def login_replacing(n: int) -> None:
+            for i in range(n):
                 email = users[i % len(users)][0]
                 carried[email] = api.login(email, cookie=carried[email])
 
-        per_request(cluster, "POST login carrying the previous cookie", logins, ["get", "hgetall", "evalsha", "eval"], login_replacing)
+        per_request(cluster, "POST login carrying the previous cookie", logins, login_replacing, probe=50)
     finally:
         cluster.stop()
 
@@ -252,11 +326,14 @@ def throughput(args) -> None:
 
 
 def wait_cost(args) -> None:
-    """Login latency through Sentinel (a master and one replica), without and with REDIS_WAIT_REPLICAS=1."""
+    """Login latency through Sentinel (a master and one replica), without and with REDIS_WAIT_REPLICAS=1, two
+    rounds each, alternating (a fresh set of servers for each round)."""
     binary = resolve_binary(args.binary)
+    medians: dict[bool, list[float]] = {False: [], True: []}
+    hashing = "Argon2id defaults (19 MiB, 2 passes)" if args.hash == "default" else "cheap Argon2id (64 KiB, 1 pass)"
     for wait in [False, True, False, True]:
         env = {"REDIS_WAIT_REPLICAS": "1", "REDIS_WAIT_TIMEOUT_MS": "100"} if wait else {}
-        cluster = start(binary, "wait", "sentinel", env)
+        cluster = start(binary, "wait", "sentinel", env, cheap_hash=args.hash == "cheap")
         try:
             api, _, users = seed(cluster, 20)
             for email, _ in users:
@@ -269,13 +346,20 @@ def wait_cost(args) -> None:
                 times.append(time.perf_counter() - started)
             times.sort()
             waits = command_stats(cluster).get("wait", (0, 0))
+            medians[wait].append(statistics.median(times))
             print(
-                f"{'with' if wait else 'without'} WAIT: {args.logins} logins, median {statistics.median(times) * 1000:.2f} ms, "
-                f"p99 {times[int(len(times) * 0.99)] * 1000:.2f} ms; WAIT calls {waits[0]} ({waits[1] / max(waits[0], 1):.0f} us each on the master)",
+                f"{'with' if wait else 'without'} WAIT: {args.logins} logins one after another, {hashing}: median "
+                f"{statistics.median(times) * 1000:.2f} ms, p99 {times[int(len(times) * 0.99)] * 1000:.2f} ms; "
+                f"WAIT calls {waits[0]} ({waits[1] / max(waits[0], 1):.0f} us of master CPU each)",
                 flush=True,
             )
         finally:
             cluster.stop()
+    without, with_wait = statistics.mean(medians[False]), statistics.mean(medians[True])
+    print(
+        f"\nmean of the medians ({hashing}): without WAIT {without * 1000:.2f} ms, with WAIT 1 {with_wait * 1000:.2f} ms: "
+        f"{(with_wait - without) * 1000:+.2f} ms ({(with_wait / without - 1) * 100:+.0f}%) per login"
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -292,6 +376,7 @@ def main(argv: list[str]) -> int:
     w = sub.add_parser("wait", help="login latency through Sentinel without and with REDIS_WAIT_REPLICAS=1 (two rounds each)")
     w.add_argument("--binary", help="session-api to run (default: the release build)")
     w.add_argument("--logins", type=int, default=500)
+    w.add_argument("--hash", choices=["cheap", "default"], default="cheap", help="Argon2id as in chaos (cheap, default) or the server's defaults")
     args = parser.parse_args(argv)
     {"cost": cost, "throughput": throughput, "wait": wait_cost}[args.what](args)
     return 0
