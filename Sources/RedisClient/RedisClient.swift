@@ -55,6 +55,8 @@ public final class RedisClient: Sendable, Service {
     /// Where commands go.
     private let backend: Backend
     let events: RedisTopologyEvents
+    /// Where connections of the client's own (the invalidation listener's) run.
+    let eventLoopGroup: any EventLoopGroup
     /// Told of every command and reconnect, for metrics; `nil`: nothing is measured.
     private let observer: RedisClientObserver?
 
@@ -88,6 +90,7 @@ public final class RedisClient: Sendable, Service {
         self.configuration = configuration
         self.logger = logger
         self.observer = observer
+        self.eventLoopGroup = eventLoopGroup
         self.events = RedisTopologyEvents(reconnected: observer?.reconnected)
         let tls = configuration.tls.map { RedisTLSContext(settings: $0) }
         var eventLoops = Array(eventLoopGroup.makeIterator())
@@ -221,6 +224,16 @@ public final class RedisClient: Sendable, Service {
     /// events beyond 1,000 (``topologyGeneration`` still tells that something changed).
     public func topologyEvents() -> AsyncStream<RedisTopologyEvent> {
         self.events.stream()
+    }
+
+    /// The server a ``RedisInvalidationListener`` subscribes to: the endpoint, or the master the Sentinels name;
+    /// `nil` in a cluster (each primary announces only its own slots' keys).
+    var invalidationTarget: RedisConnectionPool.Target? {
+        switch self.backend {
+        case .pool(_, let monitor?): .sentinel(monitor)
+        case .pool: .fixed(self.configuration.endpoint)
+        case .cluster: nil
+        }
     }
 
     // MARK: Sending

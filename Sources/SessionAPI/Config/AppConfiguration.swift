@@ -33,6 +33,13 @@ package struct AppConfiguration: Sendable {
     /// `REDIS_WAIT_REPLICAS` and `REDIS_WAIT_TIMEOUT_MS`: logins wait for replicas; `nil`: they do not.
     package var redisReplicaWait: RedisReplicaWait?
     package var redisPrefix: String = "session-api:"
+    /// `NEAR_CACHE`: session lookups (and users in Redis) answered from memory, kept right by Redis' key
+    /// invalidations; on by default in `session_redis_auth`, off on a Redis Cluster (see `AppStores`).
+    package var nearCache: Bool = true
+    /// `NEAR_CACHE_ENTRIES`: the most entries in each near-cache.
+    package var nearCacheEntries: Int = 10_000
+    /// `NEAR_CACHE_TTL`: the longest an entry is used, in seconds (besides the session's own expiry).
+    package var nearCacheSeconds: Int = 60
     /// Argon2id cost of new password hashes (`PASSWORD_ARGON2_*`): memory in KiB, passes, lanes.
     /// OWASP's recommendation by default; tests use cheap ones.
     package var passwordArgon2MemoryKiB: UInt32 = 19_456
@@ -139,6 +146,9 @@ package struct AppConfiguration: Sendable {
         }
         try self.readRedisTopology(environment)
         if let prefix = environment["REDIS_PREFIX"] { self.redisPrefix = prefix }
+        if let cache = value("NEAR_CACHE") { self.nearCache = try Self.bool(cache, variable: "NEAR_CACHE") }
+        if let entries = try integer("NEAR_CACHE_ENTRIES", 1...10_000_000, "a number of entries") { self.nearCacheEntries = entries }
+        if let seconds = try integer("NEAR_CACHE_TTL", 1...86_400, "a number of seconds") { self.nearCacheSeconds = seconds }
         if let milliseconds = try integer("REDIS_COMMAND_TIMEOUT_MS", 1...3_600_000, "a number of milliseconds") {
             self.redis?.commandTimeout = .milliseconds(milliseconds)
         }

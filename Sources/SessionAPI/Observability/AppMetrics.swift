@@ -49,6 +49,8 @@ package final class AppMetrics: Sendable {
     private let hashQueueDepth: CoreMetrics.Gauge
     /// Read at each scrape: the password hashes queued or running.
     private let hashQueue = Mutex<(@Sendable () -> Int)?>(nil)
+    /// Read at each scrape: each near-cache's entries.
+    private let nearCacheEntries = Mutex<(@Sendable () -> [(String, Int)])?>(nil)
 
     static let requestsName = "session_api_http_requests_total"
     static let requestDurationName = "session_api_http_request_duration_seconds"
@@ -57,6 +59,9 @@ package final class AppMetrics: Sendable {
     static let redisReconnectsName = "session_api_redis_reconnects_total"
     static let loginsName = "session_api_logins_total"
     static let hashQueueName = "session_api_password_hash_queue_depth"
+    static let nearCacheLookupsName = "session_api_near_cache_lookups_total"
+    static let nearCacheInvalidationsName = "session_api_near_cache_invalidations_total"
+    static let nearCacheEntriesName = "session_api_near_cache_entries"
 
     package init() {
         var factory = PrometheusMetricsFactory(registry: self.registry)
@@ -143,11 +148,45 @@ package final class AppMetrics: Sendable {
         self.hashQueue.withLock { $0 = depth }
     }
 
+    /// Counters for one near-cache (`cache` is `sessions` or `users`), made once: a lookup costs one atomic add.
+    package func nearCacheObserver(_ cache: String) -> NearCacheObserver {
+        var lookups: [NearCacheObserver.LookupResult: CoreMetrics.Counter] = [:]
+        for result in NearCacheObserver.LookupResult.allCases {
+            lookups[result] = CoreMetrics.Counter(
+                label: Self.nearCacheLookupsName,
+                dimensions: [("cache", cache), ("result", result.rawValue)],
+                factory: self.factory
+            )
+        }
+        var invalidations: [NearCacheObserver.InvalidationReason: CoreMetrics.Counter] = [:]
+        for reason in NearCacheObserver.InvalidationReason.allCases {
+            invalidations[reason] = CoreMetrics.Counter(
+                label: Self.nearCacheInvalidationsName,
+                dimensions: [("cache", cache), ("reason", reason.rawValue)],
+                factory: self.factory
+            )
+        }
+        return NearCacheObserver(
+            lookup: { [lookups] in lookups[$0]?.increment() },
+            invalidated: { [invalidations] in invalidations[$0]?.increment() }
+        )
+    }
+
+    /// Tells the metrics how to read the near-caches' sizes (read at each scrape).
+    package func observeNearCache(_ entries: @escaping @Sendable () -> [(String, Int)]) {
+        self.nearCacheEntries.withLock { $0 = entries }
+    }
+
     // MARK: - Export
 
     /// Every metric in Prometheus' text format (version 0.0.4).
     package func render() -> [UInt8] {
         if let depth = self.hashQueue.withLock({ $0 }) { self.hashQueueDepth.record(depth()) }
+        if let entries = self.nearCacheEntries.withLock({ $0 }) {
+            for (cache, count) in entries() {
+                CoreMetrics.Gauge(label: Self.nearCacheEntriesName, dimensions: [("cache", cache)], factory: self.factory).record(count)
+            }
+        }
         var output: [UInt8] = []
         self.registry.emit(into: &output)
         return output

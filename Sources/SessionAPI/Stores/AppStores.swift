@@ -32,7 +32,13 @@ package struct AppStores: Sendable {
     /// - Throws: `StoreError` when a data file is unreadable, `ConfigurationError` when a store needs a Redis
     ///   and none is configured (`AppConfiguration` refuses that already; this is never a silent fallback).
     /// With `metrics`, the Redis client reports each command's latency, its errors and its reconnects there.
-    package static func open(_ configuration: AppConfiguration, logger: Logger, metrics: AppMetrics? = nil) async throws -> AppStores {
+    /// `nearCache: false` leaves the near-cache out whatever `NEAR_CACHE` says (one-shot commands).
+    package static func open(
+        _ configuration: AppConfiguration,
+        logger: Logger,
+        metrics: AppMetrics? = nil,
+        nearCache useNearCache: Bool = true
+    ) async throws -> AppStores {
         var redisClient: RedisClient?
         func redis(for variable: String) throws -> RedisClient {
             if let redisClient { return redisClient }
@@ -47,12 +53,43 @@ package struct AppStores: Sendable {
         }
         let keys = RedisKeys(prefix: configuration.redisPrefix)
 
+        // The near-cache (issue 14): in session_redis_auth, where every request reads Redis; its listener is a
+        // connection of its own, run as a service after the client.
+        var nearCache: RedisNearCache?
+        var listener: RedisInvalidationListener?
+        if configuration.authType == .sessionRedisAuth, useNearCache {
+            if configuration.nearCache {
+                let cache = RedisNearCache(
+                    keys: keys,
+                    capacity: configuration.nearCacheEntries,
+                    timeToLiveSeconds: configuration.nearCacheSeconds,
+                    cachesUsers: configuration.userStore == .redis,
+                    metrics: metrics
+                )
+                do {
+                    listener = try cache.listener(client: try redis(for: "AUTH_TYPE"))
+                    nearCache = cache
+                    logger.info(
+                        "near-cache on",
+                        metadata: [
+                            "entries": "\(configuration.nearCacheEntries)", "ttl_seconds": "\(configuration.nearCacheSeconds)",
+                            "caches": "\(cache.users == nil ? "sessions" : "sessions, users")",
+                        ]
+                    )
+                } catch let error as RedisClientError {
+                    logger.info("near-cache off", metadata: ["reason": "\(error.message)"])
+                }
+            } else {
+                logger.info("near-cache off", metadata: ["reason": "NEAR_CACHE=off"])
+            }
+        }
+
         let users: any UserStore
         switch configuration.userStore {
         case .json:
             users = try await JSONFileUserStore(directory: configuration.dataDirectory)
         case .redis:
-            users = RedisUserStore(client: try redis(for: "USER_STORE"), keys: keys, logger: logger)
+            users = RedisUserStore(client: try redis(for: "USER_STORE"), keys: keys, logger: logger, cache: nearCache?.users)
         }
 
         let expiry = SessionExpiry(duration: configuration.sessionDuration)
@@ -88,7 +125,8 @@ package struct AppStores: Sendable {
                 duration: configuration.sessionDuration,
                 idleTimeout: configuration.sessionIdleTimeout,
                 maximumPerUser: configuration.sessionMaximumPerUser,
-                replicaWaiter: replicaWaiter
+                replicaWaiter: replicaWaiter,
+                cache: nearCache?.sessions
             )
         }
         // Throttling and the audit stream use the Redis the stores use, if any; they never add one of their own.
@@ -102,7 +140,9 @@ package struct AppStores: Sendable {
         // The clients first, so that they are shut down last; the migration of the first key layout with them.
         var services: [any Service] = []
         if let redisClient {
-            services = [redisClient] + (waitClient.map { [$0] } ?? []) + [RedisLayoutMigration(client: redisClient, keys: keys, logger: logger)]
+            services =
+                [redisClient] + (waitClient.map { [$0] } ?? []) + (listener.map { [$0] } ?? [])
+                + [RedisLayoutMigration(client: redisClient, keys: keys, logger: logger)]
         }
         return AppStores(
             users: users,
@@ -145,7 +185,7 @@ package struct AppStores: Sendable {
         logger: Logger,
         _ body: @escaping @Sendable (AppStores) async throws -> T
     ) async throws -> T {
-        let stores = try await AppStores.open(configuration, logger: logger)
+        let stores = try await AppStores.open(configuration, logger: logger, nearCache: false)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             for service in stores.services {
                 group.addTask {

@@ -30,6 +30,13 @@ package struct RedisSessionStore: SessionStore {
     private let replicaWaiter: RedisReplicaWaiter?
     /// The clock, in milliseconds since the epoch (a test's clock has whole seconds).
     private let nowMilliseconds: @Sendable () -> Int
+    /// `NEAR_CACHE`: session lookups answered from memory while Redis' invalidations flow; `nil`: off.
+    private let cache: NearCache<RedisNearCache.CachedSession>?
+
+    /// With an idle timeout, a lookup moves the TTL back to the full window only once less than this share of it is
+    /// left: a busy session costs one write (and one invalidation in every process's near-cache) per fifth of the
+    /// window, not one per request.
+    static let idleRefreshShare = 0.8
 
     /// How long an index entry whose hash is missing is left alone: a login writes its index entry, then its
     /// hash, within a few command timeouts.
@@ -44,8 +51,10 @@ package struct RedisSessionStore: SessionStore {
         idleTimeout: Int?,
         maximumPerUser: Int = SessionID.defaultMaximumPerUser,
         replicaWaiter: RedisReplicaWaiter? = nil,
+        cache: NearCache<RedisNearCache.CachedSession>? = nil,
         now: (@Sendable () -> Int)? = nil
     ) {
+        self.cache = cache
         self.client = client
         self.keys = keys
         self.duration = duration
@@ -105,15 +114,58 @@ package struct RedisSessionStore: SessionStore {
         return sessionID
     }
 
-    /// One `HGET` without an idle timeout; with one, a script that also slides the TTL.
+    /// From the near-cache when it holds the session; else one `HMGET` without an idle timeout, or with one a
+    /// script that also slides the TTL once less than ``idleRefreshShare`` of the window is left.
     package func userID(sessionID: String) async throws -> String? {
         let key = self.keys.session(hash: RedisKeys.sessionHash(sessionID))
-        return try await StoreError.mappingRedisErrors {
-            if let idle = self.idleTimeout {
-                let reply = try await self.client.evalsha(Self.touchScript, keys: [key], arguments: [RedisArgument(idle), RedisArgument(self.now())])
-                return reply.string
+        var ticket: NearCache<RedisNearCache.CachedSession>.Ticket?
+        if let cache {
+            switch cache.lookup(key, now: self.nowMilliseconds()) {
+            case .hit(let session): return session.userID
+            case .miss(let missed): ticket = missed
+            case .bypass: break
             }
-            return try await self.client.hget(key, field: "user_id").map { String(decoding: $0, as: UTF8.self) }
+        }
+        let nowMilliseconds = self.nowMilliseconds()
+        let found: (userID: String, validUntil: Int)?
+        do {
+            found = try await self.readSession(key, now: nowMilliseconds)
+        } catch {
+            if let ticket { self.cache?.abandon(ticket) }
+            throw error
+        }
+        if let ticket, let cache {
+            if let found {
+                cache.fill(ticket, with: RedisNearCache.CachedSession(userID: found.userID), validUntil: found.validUntil, now: nowMilliseconds)
+            } else {
+                cache.abandon(ticket)
+            }
+        }
+        return found?.userID
+    }
+
+    /// The session's user, and until when that answer may be reused without asking Redis (milliseconds since the
+    /// epoch): its absolute expiry, and with an idle timeout the moment its TTL will need sliding.
+    private func readSession(_ key: String, now nowMilliseconds: Int) async throws -> (userID: String, validUntil: Int)? {
+        try await StoreError.mappingRedisErrors {
+            let now = nowMilliseconds / 1000
+            if let idle = self.idleTimeout {
+                let reply = try await self.client.evalsha(
+                    Self.touchScript,
+                    keys: [key],
+                    arguments: [RedisArgument(idle), RedisArgument(now), RedisArgument(Int(Double(idle * 1000) * Self.idleRefreshShare))]
+                )
+                guard let fields = reply.array, fields.count == 3, let userID = fields[0].string,
+                    let left = fields[1].int64, let expires = fields[2].int64
+                else { return nil }
+                var validUntil = nowMilliseconds + Int(left) - Int(Double(idle * 1000) * Self.idleRefreshShare)
+                if expires > 0 { validUntil = min(validUntil, Int(expires) * 1000) }
+                return (userID, validUntil)
+            }
+            let fields = try await self.client.send(["HMGET", RedisArgument(key), "user_id", "expires_at_unix"]).array ?? []
+            guard fields.count == 2, let userID = fields[0].string else { return nil }
+            let expires = fields[1].string.flatMap(Int.init) ?? 0
+            return (userID, expires > 0 ? expires * 1000 : Int.max)
         }
     }
 
@@ -158,6 +210,7 @@ package struct RedisSessionStore: SessionStore {
                 keys: [self.keys.session(hash: handle)],
                 arguments: [RedisArgument(userID)]
             )
+            self.cache?.invalidate(self.keys.session(hash: handle))
             guard reply.int64 == 1 else { return false }
             _ = try await self.client.zrem(self.keys.userSessions(userID: userID), members: [handle])
             return true
@@ -186,7 +239,10 @@ package struct RedisSessionStore: SessionStore {
     /// Ends one session: its hash (a script that returns the owner), then its entry in the owner's index, with
     /// the owner's expired entries. `false` when there was no such session.
     private func end(hash: String, now: Int) async throws -> Bool {
-        let owner = try await self.client.evalsha(Self.takeScript, keys: [self.keys.session(hash: hash)])
+        let key = self.keys.session(hash: hash)
+        let owner = try await self.client.evalsha(Self.takeScript, keys: [key])
+        // This process's cache forgets it now, not when Redis' announcement comes back (the client may ask again sooner).
+        self.cache?.invalidate(key)
         guard let owner = owner.string else { return false }
         try await self.client.evalsha(
             Self.unindexScript,
@@ -207,6 +263,9 @@ package struct RedisSessionStore: SessionStore {
         for start in stride(from: 0, to: entries.count, by: Self.batchSize) {
             let batch = entries[start..<min(start + Self.batchSize, entries.count)]
             let replies = try await self.client.pipeline(batch.map { ["DEL", RedisArgument(self.keys.session(hash: $0.handle))] })
+            for entry in batch {
+                self.cache?.invalidate(self.keys.session(hash: entry.handle))
+            }
             var unindex: [String] = []
             for (entry, reply) in zip(batch, replies) {
                 if let message = reply.errorMessage { throw RedisClientError(.commandError, message: message) }
@@ -272,8 +331,9 @@ package struct RedisSessionStore: SessionStore {
         """
     )
 
-    /// KEYS: session. ARGV: idle seconds, now. Returns the user id and moves the TTL to
-    /// min(idle, time left before the absolute expiry); nil when the session is gone.
+    /// KEYS: session. ARGV: idle seconds, now, the milliseconds left below which to slide. Returns `{user id,
+    /// milliseconds left, expires_at_unix}`, having moved the TTL to min(idle, time left before the absolute
+    /// expiry) if less than the threshold was left; nil when the session is gone.
     static let touchScript = RedisScript(
         """
         local fields = redis.call('HMGET', KEYS[1], 'user_id', 'expires_at_unix')
@@ -285,8 +345,12 @@ package struct RedisSessionStore: SessionStore {
           if left <= 0 then redis.call('DEL', KEYS[1]) return false end
           if left < ttl then ttl = left end
         end
-        redis.call('EXPIRE', KEYS[1], ttl)
-        return fields[1]
+        local current = redis.call('PTTL', KEYS[1])
+        if current < tonumber(ARGV[3]) and ttl * 1000 > current then
+          redis.call('EXPIRE', KEYS[1], ttl)
+          current = ttl * 1000
+        end
+        return {fields[1], current, expires}
         """
     )
 

@@ -16,12 +16,20 @@ package struct RedisUserStore: UserStore {
     let client: RedisClient
     let keys: RedisKeys
     private let logger: Logger
+    /// `NEAR_CACHE`: users by id answered from memory while Redis' invalidations flow; `nil`: off.
+    private let cache: NearCache<User>?
 
     /// How long a create's email claim and hash live before they are made permanent: a crash in between
     /// leaves nothing behind for longer.
     static let pendingSeconds = 60
 
-    package init(client: RedisClient, keys: RedisKeys, logger: Logger = Logger(label: "session-api.redis-users")) {
+    package init(
+        client: RedisClient,
+        keys: RedisKeys,
+        logger: Logger = Logger(label: "session-api.redis-users"),
+        cache: NearCache<User>? = nil
+    ) {
+        self.cache = cache
         self.client = client
         self.keys = keys
         self.logger = logger
@@ -83,10 +91,40 @@ package struct RedisUserStore: UserStore {
         return users
     }
 
+    /// From the near-cache when it holds the user; else one `HGETALL`.
     package func user(id: String) async throws -> User? {
-        try await StoreError.mappingRedisErrors {
-            Self.user(from: try await self.client.hgetall(self.keys.user(id: id)))
+        let key = self.keys.user(id: id)
+        guard let cache else { return try await self.readUser(key) }
+        let now = Timestamp.nowMilliseconds()
+        switch cache.lookup(key, now: now) {
+        case .hit(let user):
+            return user
+        case .bypass:
+            return try await self.readUser(key)
+        case .miss(let ticket):
+            do {
+                guard let user = try await self.readUser(key) else {
+                    cache.abandon(ticket)
+                    return nil
+                }
+                cache.fill(ticket, with: user, validUntil: Int.max, now: now)
+                return user
+            } catch {
+                cache.abandon(ticket)
+                throw error
+            }
         }
+    }
+
+    private func readUser(_ key: String) async throws -> User? {
+        try await StoreError.mappingRedisErrors {
+            Self.user(from: try await self.client.hgetall(key))
+        }
+    }
+
+    /// This process's cache forgets the user at once after a change (Redis' announcement follows, for the others).
+    private func forgetCached(_ id: String) {
+        self.cache?.invalidate(self.keys.user(id: id))
     }
 
     package func user(email: String) async throws -> User? {
@@ -99,6 +137,7 @@ package struct RedisUserStore: UserStore {
     }
 
     package func create(_ user: User) async throws {
+        defer { self.forgetCached(user.id) }
         // Every field that is set, under its stored name; a `null` name is an absent field.
         let fields = User.Field.allCases.flatMap { field in
             user[field].map { [RedisArgument(field.rawValue), RedisArgument($0)] } ?? []
@@ -132,6 +171,7 @@ package struct RedisUserStore: UserStore {
     }
 
     package func update(id: String, firstName: String?, lastName: String?, updatedAt: String) async throws -> User? {
+        defer { self.forgetCached(id) }
         var fields: [RedisArgument] = [RedisArgument(User.Field.updatedAt.rawValue), RedisArgument(updatedAt)]
         if let firstName { fields += [RedisArgument(User.Field.firstName.rawValue), RedisArgument(firstName)] }
         if let lastName { fields += [RedisArgument(User.Field.lastName.rawValue), RedisArgument(lastName)] }
@@ -143,6 +183,7 @@ package struct RedisUserStore: UserStore {
 
     /// One script on the user's hash (`user:{<id>}`, one slot): a compare-and-set of `_password`.
     package func replacePasswordHash(id: String, expected expectedHash: String?, with newHash: String, updatedAt: String?) async throws -> Bool {
+        defer { self.forgetCached(id) }
         let reply = try await StoreError.mappingRedisErrors {
             try await self.client.evalsha(
                 Self.replacePasswordScript,
@@ -159,7 +200,8 @@ package struct RedisUserStore: UserStore {
     /// The hash, then the id in `users`, then the email claim if it is still this user's: a crash in between
     /// leaves a claim or an id that names no user (taken over, or skipped and removed, later).
     package func delete(id: String) async throws -> Bool {
-        try await StoreError.mappingRedisErrors {
+        defer { self.forgetCached(id) }
+        return try await StoreError.mappingRedisErrors {
             guard let user = Self.user(from: try await self.client.hgetall(self.keys.user(id: id))) else { return false }
             guard try await self.client.del(self.keys.user(id: id)) == 1 else { return false }
             try await self.forget([id])

@@ -1,0 +1,157 @@
+import Synchronization
+
+/// How a ``NearCache``'s lookups ended, and why entries were dropped, for metrics.
+package struct NearCacheObserver: Sendable {
+    package enum LookupResult: String, Sendable, CaseIterable {
+        case hit, miss, bypass
+    }
+
+    package enum InvalidationReason: String, Sendable, CaseIterable {
+        /// Redis announced a change of one key (or this process changed it).
+        case key
+        /// Everything was dropped: a `FLUSHALL`, or invalidations (re)started.
+        case flush
+        /// Invalidations stopped flowing: dropped and bypassed.
+        case lost
+    }
+
+    package var lookup: @Sendable (LookupResult) -> Void
+    package var invalidated: @Sendable (InvalidationReason) -> Void
+
+    package init(lookup: @escaping @Sendable (LookupResult) -> Void, invalidated: @escaping @Sendable (InvalidationReason) -> Void) {
+        self.lookup = lookup
+        self.invalidated = invalidated
+    }
+}
+
+/// A bounded in-process cache of values read from Redis, kept right by Redis' key invalidations (see
+/// ``RedisNearCache``): Redis stays the only source of truth, and an entry is dropped as soon as Redis announces
+/// that its key changed.
+///
+/// The rules that keep it from ever answering with something Redis no longer holds:
+/// - It starts bypassed, and is emptied and bypassed whenever invalidations stop flowing; it fills only while they
+///   flow (``reset(flowing:)``).
+/// - A read from Redis is cached only if nothing could have changed its key while it was in flight: ``lookup(_:now:)``
+///   hands out a ``Ticket`` before the read is sent, and an invalidation of the key (or of everything) in the
+///   meantime voids it, so ``fill(_:with:validUntil:now:)`` drops the late reply.
+/// - An entry is used only before its own deadline: the value's expiry, the cache's TTL, whichever is first.
+///
+/// Full, it drops an arbitrary entry per insert (a dictionary's first): cheap and good enough for sessions,
+/// whose working set is the active users. Sendable: all state behind one lock; a lookup is one lock and one hash.
+package final class NearCache<Value: Sendable>: Sendable {
+    /// Permission to cache the answer of one read; voided by an invalidation of its key while the read is in flight.
+    package struct Ticket: Sendable {
+        let key: String
+        let token: UInt64
+    }
+
+    package enum Lookup: Sendable {
+        case hit(Value)
+        /// Read from Redis, then ``fill(_:with:validUntil:now:)`` (or ``abandon(_:)``).
+        case miss(Ticket)
+        /// Invalidations are not flowing: read from Redis and cache nothing.
+        case bypass
+    }
+
+    private struct Entry {
+        var value: Value
+        /// Milliseconds since the epoch.
+        var validUntil: Int
+    }
+
+    private struct State {
+        var entries: [String: Entry] = [:]
+        /// The ticket token of the read in flight for each key (the latest, when several are).
+        var pending: [String: UInt64] = [:]
+        var nextToken: UInt64 = 0
+        var flowing = false
+    }
+
+    /// The most entries kept.
+    package let capacity: Int
+    /// The longest an entry is used, in milliseconds.
+    package let timeToLive: Int
+    private let state = Mutex<State>(State())
+    private let observer: NearCacheObserver?
+
+    package init(capacity: Int, timeToLiveSeconds: Int, observer: NearCacheObserver? = nil) {
+        self.capacity = max(1, capacity)
+        self.timeToLive = max(0, timeToLiveSeconds) * 1000
+        self.observer = observer
+    }
+
+    /// The entries held now.
+    package var count: Int { self.state.withLock { $0.entries.count } }
+
+    /// Whether invalidations flow (the cache is used).
+    package var isFlowing: Bool { self.state.withLock { $0.flowing } }
+
+    /// The value of `key` if cached and not past its deadline; else a ticket for the read, or `.bypass`.
+    /// - Parameter now: Milliseconds since the epoch.
+    package func lookup(_ key: String, now: Int) -> Lookup {
+        let result = self.state.withLock { state -> Lookup in
+            guard state.flowing else { return .bypass }
+            if let entry = state.entries[key] {
+                if now < entry.validUntil { return .hit(entry.value) }
+                state.entries.removeValue(forKey: key)
+            }
+            if state.pending.count >= self.capacity {
+                // Only reads that failed without `abandon` pile up here; voiding them only costs their fills.
+                state.pending.removeAll(keepingCapacity: true)
+            }
+            state.nextToken &+= 1
+            state.pending[key] = state.nextToken
+            return .miss(Ticket(key: key, token: state.nextToken))
+        }
+        if let observer = self.observer {
+            switch result {
+            case .hit: observer.lookup(.hit)
+            case .miss: observer.lookup(.miss)
+            case .bypass: observer.lookup(.bypass)
+            }
+        }
+        return result
+    }
+
+    /// Caches what the ticket's read returned, unless the key was invalidated since, or the deadline (capped by the
+    /// TTL) has passed already.
+    package func fill(_ ticket: Ticket, with value: Value, validUntil: Int, now: Int) {
+        let deadline = min(validUntil, now + self.timeToLive)
+        self.state.withLock { state in
+            guard state.pending[ticket.key] == ticket.token else { return }
+            state.pending.removeValue(forKey: ticket.key)
+            guard state.flowing, deadline > now else { return }
+            if state.entries[ticket.key] == nil, state.entries.count >= self.capacity {
+                state.entries.remove(at: state.entries.startIndex)
+            }
+            state.entries[ticket.key] = Entry(value: value, validUntil: deadline)
+        }
+    }
+
+    /// The read failed, or found nothing to cache.
+    package func abandon(_ ticket: Ticket) {
+        self.state.withLock { state in
+            if state.pending[ticket.key] == ticket.token { state.pending.removeValue(forKey: ticket.key) }
+        }
+    }
+
+    /// Drops `key` and voids the reads of it in flight.
+    package func invalidate(_ key: String) {
+        self.state.withLock { state in
+            state.entries.removeValue(forKey: key)
+            state.pending.removeValue(forKey: key)
+        }
+        self.observer?.invalidated(.key)
+    }
+
+    /// Drops everything and voids every read in flight; then fills again (`flowing: true`), stays bypassed
+    /// (`false`), or keeps its mode (`nil`).
+    package func reset(flowing: Bool?) {
+        self.state.withLock { state in
+            state.entries.removeAll()
+            state.pending.removeAll()
+            if let flowing { state.flowing = flowing }
+        }
+        self.observer?.invalidated(flowing == false ? .lost : .flush)
+    }
+}
