@@ -148,28 +148,30 @@ package final class AppMetrics: Sendable {
         self.hashQueue.withLock { $0 = depth }
     }
 
-    /// Counters for one near-cache (`cache` is `sessions` or `users`), made once: a lookup costs one atomic add.
-    package func nearCacheObserver(_ cache: String) -> NearCacheObserver {
-        var lookups: [NearCacheObserver.LookupResult: CoreMetrics.Counter] = [:]
-        for result in NearCacheObserver.LookupResult.allCases {
+    /// Counters for one near-cache (`cache` is `sessions` or `users`), one series per lookup result and one per
+    /// invalidation reason, made once: counting then costs one atomic add.
+    package func nearCacheCounters(
+        _ cache: String,
+        results: [String],
+        reasons: [String]
+    ) -> (lookup: @Sendable (String) -> Void, invalidated: @Sendable (String) -> Void) {
+        var lookups: [String: CoreMetrics.Counter] = [:]
+        for result in results {
             lookups[result] = CoreMetrics.Counter(
                 label: Self.nearCacheLookupsName,
-                dimensions: [("cache", cache), ("result", result.rawValue)],
+                dimensions: [("cache", cache), ("result", result)],
                 factory: self.factory
             )
         }
-        var invalidations: [NearCacheObserver.InvalidationReason: CoreMetrics.Counter] = [:]
-        for reason in NearCacheObserver.InvalidationReason.allCases {
+        var invalidations: [String: CoreMetrics.Counter] = [:]
+        for reason in reasons {
             invalidations[reason] = CoreMetrics.Counter(
                 label: Self.nearCacheInvalidationsName,
-                dimensions: [("cache", cache), ("reason", reason.rawValue)],
+                dimensions: [("cache", cache), ("reason", reason)],
                 factory: self.factory
             )
         }
-        return NearCacheObserver(
-            lookup: { [lookups] in lookups[$0]?.increment() },
-            invalidated: { [invalidations] in invalidations[$0]?.increment() }
-        )
+        return ({ [lookups] in lookups[$0]?.increment() }, { [invalidations] in invalidations[$0]?.increment() })
     }
 
     /// Tells the metrics how to read the near-caches' sizes (read at each scrape).

@@ -22,6 +22,17 @@ package struct NearCacheObserver: Sendable {
         self.lookup = lookup
         self.invalidated = invalidated
     }
+
+    /// The counters `session_api_near_cache_lookups_total` and `session_api_near_cache_invalidations_total` of `cache`.
+    package init(metrics: AppMetrics, cache: String) {
+        let counters = metrics.nearCacheCounters(
+            cache,
+            results: LookupResult.allCases.map(\.rawValue),
+            reasons: InvalidationReason.allCases.map(\.rawValue)
+        )
+        self.lookup = { counters.lookup($0.rawValue) }
+        self.invalidated = { counters.invalidated($0.rawValue) }
+    }
 }
 
 /// A bounded in-process cache of values read from Redis, kept right by Redis' key invalidations (see

@@ -23,9 +23,18 @@ package final class RedisNearCache: Sendable {
     }
 
     package init(keys: RedisKeys, capacity: Int, timeToLiveSeconds: Int, cachesUsers: Bool, metrics: AppMetrics?) {
-        self.sessions = NearCache(capacity: capacity, timeToLiveSeconds: timeToLiveSeconds, observer: metrics?.nearCacheObserver("sessions"))
+        self.sessions = NearCache(
+            capacity: capacity,
+            timeToLiveSeconds: timeToLiveSeconds,
+            observer: metrics.map { NearCacheObserver(metrics: $0, cache: "sessions") }
+        )
         self.users =
-            cachesUsers ? NearCache(capacity: capacity, timeToLiveSeconds: timeToLiveSeconds, observer: metrics?.nearCacheObserver("users")) : nil
+            cachesUsers
+            ? NearCache(
+                capacity: capacity,
+                timeToLiveSeconds: timeToLiveSeconds,
+                observer: metrics.map { NearCacheObserver(metrics: $0, cache: "users") }
+            ) : nil
         self.sessionPrefix = keys.session(hash: "")
         self.userPrefix = String(keys.user(id: "").dropLast())
         metrics?.observeNearCache { [sessions, users] in [("sessions", sessions.count)] + (users.map { [("users", $0.count)] } ?? []) }
