@@ -98,6 +98,36 @@ import Testing
         }
     }
 
+    /// The near-cache's listener follows the master too: when the Sentinels name another one (here by a swap of roles
+    /// that leaves every connection up), it stops (the cache is dropped) and starts again on the new master, whose
+    /// changes it then announces.
+    @Test func theInvalidationListenerFollowsANewMaster() async throws {
+        try await Self.withSentinels { fixture in
+            try await Self.withClient(fixture) { client in
+                let recorder = RedisInvalidationListenerTests.Recorder()
+                let listener = try RedisInvalidationListener(client: client, prefixes: ["k"], heartbeat: .milliseconds(200)) {
+                    recorder.record($0)
+                }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { await listener.run() }
+                    defer { group.cancelAll() }
+                    try await RedisClientFailureTests.waitUntil { recorder.count(of: .started) == 1 }
+                    try await fixture.onEverySentinel(["SENTINEL", "REMOVE", fixture.masterName])
+                    try await fixture.replica.cli(["REPLICAOF", "NO", "ONE"])
+                    try await fixture.master.cli(["REPLICAOF", "127.0.0.1", "\(fixture.replica.port)"])
+                    try await fixture.onEverySentinel(["SENTINEL", "MONITOR", fixture.masterName, "127.0.0.1", "\(fixture.replica.port)", "2"])
+                    // A write reaches the old master first: READONLY makes the client ask the Sentinels again.
+                    _ = try await Integration.eventually(within: .seconds(20)) { try await client.set("k", value: "v") }
+                    try await RedisClientFailureTests.waitUntil { recorder.count(of: .started) == 2 }
+                    #expect(recorder.count(of: .stopped) >= 1)
+                    let since = recorder.all.count
+                    try await fixture.replica.cli(["SET", "k2", "v"])
+                    try await RedisClientFailureTests.waitUntil { recorder.all.dropFirst(since).contains(.keys(["k2"])) }
+                }
+            }
+        }
+    }
+
     @Test func sentinelsWithTheirOwnPasswordAndADataPassword() async throws {
         try await Self.withSentinels(password: "data-secret", sentinelPassword: "sentinel-secret") { fixture in
             try await Self.withClient(
