@@ -226,13 +226,13 @@ public final class RedisClient: Sendable, Service {
         self.events.stream()
     }
 
-    /// The server a ``RedisInvalidationListener`` subscribes to: the endpoint, or the master the Sentinels name;
-    /// `nil` in a cluster (each primary announces only its own slots' keys).
-    var invalidationTarget: RedisConnectionPool.Target? {
+    /// The servers a ``RedisInvalidationListener`` subscribes to: the endpoint, the master the Sentinels name, or
+    /// every primary of a cluster (each announces only its own slots' keys).
+    var invalidationTarget: RedisInvalidationListener.Target {
         switch self.backend {
         case .pool(_, let monitor?): .sentinel(monitor)
         case .pool: .fixed(self.configuration.endpoint)
-        case .cluster: nil
+        case .cluster(let router): .cluster(router)
         }
     }
 

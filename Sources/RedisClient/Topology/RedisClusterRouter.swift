@@ -30,6 +30,8 @@ final class RedisClusterRouter: Sendable {
     private let refreshRequests = RedisChangeSignal()
     /// Bumped after every refresh attempt, for commands waiting for the first map.
     private let refreshes = RedisChangeSignal()
+    /// Bumped whenever the slot map changes (what ``primaries()`` answers), for the invalidation listener.
+    let mapChanges = RedisChangeSignal()
     /// Node pools created since, for ``run()`` to start their reconnect loops.
     private let newNodes: AsyncStream<RedisConnectionPool>
     private let newNodesContinuation: AsyncStream<RedisConnectionPool>.Continuation
@@ -56,6 +58,20 @@ final class RedisClusterRouter: Sendable {
         self.events = events
         (self.newNodes, self.newNodesContinuation) = AsyncStream.makeStream(of: RedisConnectionPool.self)
         self.firstMapWait = configuration.connectTimeout * (configuration.tls == nil ? 2 : 3)
+    }
+
+    /// The primaries of the current slot map, with the value of ``mapChanges`` they belong to; waits for the first
+    /// map (at most as long as a command would).
+    /// - Throws: ``RedisClientError`` with code `notConnected` when there is no map yet.
+    func primaries() async throws -> (endpoints: [RedisClientConfiguration.Endpoint], generation: UInt64) {
+        let seen = self.refreshes.value
+        let generation = self.mapChanges.value
+        if let primaries = self.state.withLock({ $0.map?.primaries }) { return (primaries, generation) }
+        await self.refreshes.wait(after: seen, timeout: self.firstMapWait)
+        guard let primaries = self.state.withLock({ $0.map?.primaries }) else {
+            throw RedisClientError(.notConnected, message: "no Redis Cluster slot map yet")
+        }
+        return (primaries, self.mapChanges.value)
     }
 
     // MARK: Running
@@ -219,6 +235,7 @@ final class RedisClusterRouter: Sendable {
                     "redis.primaries": "\(map.primaries.map(\.description).joined(separator: ","))", "redis.unassigned": "\(map.unassignedSlotCount)",
                 ]
             )
+            self.mapChanges.bump()
             self.events.emit(.clusterMapChanged, endpoint: nil)
         }
     }
@@ -379,6 +396,7 @@ final class RedisClusterRouter: Sendable {
                     return true
                 }
                 if changed {
+                    self.mapChanges.bump()
                     self.events.emit(.clusterMapChanged, endpoint: endpoint)
                 }
                 self.requestRefresh()

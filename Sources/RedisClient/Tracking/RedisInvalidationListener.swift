@@ -14,14 +14,18 @@ import ServiceLifecycle
 /// is not answered within the command timeout, or the Sentinels name another master; ``RedisInvalidation/started``
 /// only once a new subscription is confirmed. A `FLUSHALL` or `FLUSHDB` arrives as ``RedisInvalidation/flushed``.
 ///
-/// The handler runs on the connection's event loop (or the listener's task, for `started` and `stopped`); it must
-/// be quick and must not block. Not available in a cluster (every primary would need its own subscription).
+/// In a cluster there is one such connection per primary (each announces the keys of its own slots): `started`
+/// is told once all are subscribed, `stopped` as soon as any of them is lost, or the slot map changes (a failover,
+/// a resharding), after which all subscribe again to the new primaries.
+///
+/// The handler runs on a connection's event loop (or the listener's task, for `started` and `stopped`); it must
+/// be quick and must not block.
 public final class RedisInvalidationListener: Sendable, Service {
     /// The channel Redis publishes RESP2 invalidations on.
     static let channel = "__redis__:invalidate"
 
     private let client: RedisClient
-    private let target: RedisConnectionPool.Target
+    private let target: Target
     private let prefixes: [String]
     private let heartbeat: Duration
     private let handler: @Sendable (RedisInvalidation) -> Void
@@ -31,18 +35,14 @@ public final class RedisInvalidationListener: Sendable, Service {
     ///   - prefixes: The key prefixes to hear about; they must not be prefixes of one another (Redis refuses that).
     ///   - heartbeat: How often the connection is checked with `PING`.
     ///   - handler: Told of every ``RedisInvalidation``.
-    /// - Throws: ``RedisClientError`` with code `invalidConfiguration` for a cluster client.
     public init(
         client: RedisClient,
         prefixes: [String],
         heartbeat: Duration = .seconds(1),
         handler: @escaping @Sendable (RedisInvalidation) -> Void
-    ) throws(RedisClientError) {
-        guard let target = client.invalidationTarget else {
-            throw RedisClientError(.invalidConfiguration, message: "key invalidations are not available on a Redis Cluster")
-        }
+    ) {
         self.client = client
-        self.target = target
+        self.target = client.invalidationTarget
         self.prefixes = prefixes
         self.heartbeat = heartbeat
         self.handler = handler
@@ -73,50 +73,92 @@ public final class RedisInvalidationListener: Sendable, Service {
         self.handler(.stopped)
     }
 
-    /// One subscription: connects, sets up tracking, tells `started`, then returns when the connection closes.
-    /// Throws when no subscription could be made.
+    /// Where the subscriptions go.
+    enum Target: Sendable {
+        case fixed(RedisClientConfiguration.Endpoint)
+        case sentinel(RedisSentinelMonitor)
+        case cluster(RedisClusterRouter)
+    }
+
+    /// One subscription per server of the target: connects and sets up tracking on each, tells `started`, then
+    /// returns when any connection closes (after closing the others). Throws when not every subscription was made.
     private func subscribeAndWatch() async throws {
         let configuration = self.client.configuration
-        let endpoint: RedisClientConfiguration.Endpoint
-        var masterGeneration: UInt64?
+        let endpoints: [RedisClientConfiguration.Endpoint]
+        // What, when it changes, makes the subscriptions wrong: a new master, a new slot map.
+        let change: (signal: RedisChangeSignal, seen: UInt64)?
         switch self.target {
-        case .fixed(let fixed):
-            endpoint = fixed
+        case .fixed(let endpoint):
+            (endpoints, change) = ([endpoint], nil)
         case .sentinel(let monitor):
-            (endpoint, masterGeneration) = try await monitor.current()
+            let (master, generation) = try await monitor.current()
+            (endpoints, change) = ([master], (monitor.changes, generation))
+        case .cluster(let router):
+            let (primaries, generation) = try await router.primaries()
+            (endpoints, change) = (primaries, (router.mapChanges, generation))
         }
         let handler = self.handler
-        let connection = try await RedisConnection.connect(
-            to: endpoint,
-            handshake: RedisConnection.Handshake(configuration: configuration, requiresMaster: masterGeneration != nil),
-            tls: configuration.tls.map { RedisTLSContext(settings: $0) },
-            connectTimeout: TimeAmount(configuration.connectTimeout),
-            commandTimeout: TimeAmount(configuration.commandTimeout),
-            eventLoop: self.client.eventLoopGroup.next(),
-            logger: self.client.logger,
-            pushHandler: { message in
-                if let invalidation = Self.invalidation(in: message) { handler(invalidation) }
+        let tls = configuration.tls.map { RedisTLSContext(settings: $0) }
+        var connections: [RedisConnection] = []
+        func closeAll(_ reason: String) {
+            for connection in connections {
+                connection.close(because: RedisClientError(.connectionClosed, message: reason))
             }
-        )
-        // Told on the event loop as the channel closes, before any later subscription can tell `started`.
-        connection.closeFuture.whenComplete { _ in handler(.stopped) }
-        try await withTaskCancellationHandler {
-            try await self.setUpTracking(on: connection)
+        }
+        do {
+            for endpoint in endpoints {
+                let connection = try await RedisConnection.connect(
+                    to: endpoint,
+                    handshake: RedisConnection.Handshake(configuration: configuration, requiresMaster: change != nil),
+                    tls: tls,
+                    connectTimeout: TimeAmount(configuration.connectTimeout),
+                    commandTimeout: TimeAmount(configuration.commandTimeout),
+                    eventLoop: self.client.eventLoopGroup.next(),
+                    logger: self.client.logger,
+                    pushHandler: { message in
+                        if let invalidation = Self.invalidation(in: message) { handler(invalidation) }
+                    }
+                )
+                // Told on the event loop as the channel closes, before any later subscription can tell `started`.
+                connection.closeFuture.whenComplete { _ in handler(.stopped) }
+                connections.append(connection)
+                try await self.setUpTracking(on: connection)
+            }
+        } catch {
+            closeAll("setting up key tracking failed")
+            throw error
+        }
+        let subscribed = connections
+        try Task.checkCancellation()
+        await withTaskCancellationHandler {
             handler(.started)
-            self.client.logger.info("Subscribed to Redis key invalidations; the near-cache is in use", metadata: ["redis.endpoint": "\(endpoint)"])
+            self.client.logger.info(
+                "Subscribed to Redis key invalidations; the near-cache is in use",
+                metadata: ["redis.endpoints": "\(endpoints.map(\.description).joined(separator: ","))"]
+            )
             await withDiscardingTaskGroup { group in
-                group.addTask { await self.beatUntilLate(connection) }
-                if case .sentinel(let monitor) = self.target, let masterGeneration {
+                let (closed, closedContinuation) = AsyncStream.makeStream(of: Void.self)
+                for connection in subscribed {
+                    connection.closeFuture.whenComplete { _ in closedContinuation.yield() }
+                    group.addTask { await self.beatUntilLate(connection) }
+                }
+                if let change {
                     group.addTask {
-                        await monitor.changes.wait(after: masterGeneration)
-                        connection.close(because: RedisClientError(.connectionClosed, message: "the Sentinels named another master"))
+                        await change.signal.wait(after: change.seen)
+                        closedContinuation.yield()
                     }
                 }
-                try? await connection.closeFuture.get()
+                // The first loss (or change) ends them all.
+                for await _ in closed { break }
+                for connection in subscribed {
+                    connection.close(because: RedisClientError(.connectionClosed, message: "key tracking is being set up again"))
+                }
                 group.cancelAll()
             }
         } onCancel: {
-            connection.close(because: RedisClientError(.connectionClosed, message: "the Redis client is shutting down"))
+            for connection in subscribed {
+                connection.close(because: RedisClientError(.connectionClosed, message: "the Redis client is shutting down"))
+            }
         }
     }
 

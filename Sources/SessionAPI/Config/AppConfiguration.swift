@@ -34,7 +34,7 @@ package struct AppConfiguration: Sendable {
     package var redisReplicaWait: RedisReplicaWait?
     package var redisPrefix: String = "session-api:"
     /// `NEAR_CACHE`: session lookups (and users in Redis) answered from memory, kept right by Redis' key
-    /// invalidations; on by default in `session_redis_auth`, off on a Redis Cluster (see `AppStores`).
+    /// invalidations; on by default in `session_redis_auth` (see `AppStores`).
     package var nearCache: Bool = true
     /// `NEAR_CACHE_ENTRIES`: the most entries in each near-cache.
     package var nearCacheEntries: Int = 10_000

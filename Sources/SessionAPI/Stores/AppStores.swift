@@ -66,19 +66,15 @@ package struct AppStores: Sendable {
                     cachesUsers: configuration.userStore == .redis,
                     metrics: metrics
                 )
-                do {
-                    listener = try cache.listener(client: try redis(for: "AUTH_TYPE"))
-                    nearCache = cache
-                    logger.info(
-                        "near-cache on",
-                        metadata: [
-                            "entries": "\(configuration.nearCacheEntries)", "ttl_seconds": "\(configuration.nearCacheSeconds)",
-                            "caches": "\(cache.users == nil ? "sessions" : "sessions, users")",
-                        ]
-                    )
-                } catch let error as RedisClientError {
-                    logger.info("near-cache off", metadata: ["reason": "\(error.message)"])
-                }
+                listener = cache.listener(client: try redis(for: "AUTH_TYPE"))
+                nearCache = cache
+                logger.info(
+                    "near-cache on",
+                    metadata: [
+                        "entries": "\(configuration.nearCacheEntries)", "ttl_seconds": "\(configuration.nearCacheSeconds)",
+                        "caches": "\(cache.users == nil ? "sessions" : "sessions, users")",
+                    ]
+                )
             } else {
                 logger.info("near-cache off", metadata: ["reason": "NEAR_CACHE=off"])
             }

@@ -46,9 +46,8 @@ package final class RedisNearCache: Sendable {
     }
 
     /// The listener that keeps both caches right; run it as a service (after the client it uses).
-    /// - Throws: ``RedisClientError`` for a cluster client (no near-cache there).
-    package func listener(client: RedisClient) throws -> RedisInvalidationListener {
-        try RedisInvalidationListener(client: client, prefixes: self.trackedPrefixes) { [self] invalidation in
+    package func listener(client: RedisClient) -> RedisInvalidationListener {
+        RedisInvalidationListener(client: client, prefixes: self.trackedPrefixes) { [self] invalidation in
             self.apply(invalidation)
         }
     }

@@ -11,6 +11,34 @@ import Testing
 ///
 /// Serialized: one cluster at a time keeps the machine's load (and so the other suites' timing bounds) sane.
 @Suite(.serialized) struct RedisClientClusterTests {
+    /// The near-cache's listener subscribes on every primary: keys of every slot are announced; losing one primary
+    /// stops it at once.
+    @Test func theInvalidationListenerHearsEveryPrimary() async throws {
+        try await Self.withCluster(replicasPerPrimary: 0) { cluster in
+            try await Self.withClient(cluster) { client in
+                let recorder = RedisInvalidationListenerTests.Recorder()
+                let listener = RedisInvalidationListener(client: client, prefixes: ["k"], heartbeat: .milliseconds(200)) {
+                    recorder.record($0)
+                }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { await listener.run() }
+                    defer { group.cancelAll() }
+                    try await RedisClientFailureTests.waitUntil { recorder.count(of: .started) == 1 }
+                    // Forty keys spread over the slots, so over all three primaries.
+                    let keys = (0..<40).map { "k\($0)" }
+                    for key in keys {
+                        try await client.set(key, value: "v")
+                    }
+                    try await RedisClientFailureTests.waitUntil { Set(recorder.keys).isSuperset(of: keys) }
+                    let primaries = try await cluster.primaries()
+                    #expect(primaries.count == 3)
+                    try await primaries[0].kill()
+                    try await RedisClientFailureTests.waitUntil { recorder.count(of: .stopped) >= 1 }
+                }
+            }
+        }
+    }
+
     @Test func routesCommandsScriptsAndPipelinesAcrossSlots() async throws {
         try await Self.withCluster(replicasPerPrimary: 0) { cluster in
             try await Self.withClient(cluster) { client in

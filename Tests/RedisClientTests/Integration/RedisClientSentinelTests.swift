@@ -105,7 +105,7 @@ import Testing
         try await Self.withSentinels { fixture in
             try await Self.withClient(fixture) { client in
                 let recorder = RedisInvalidationListenerTests.Recorder()
-                let listener = try RedisInvalidationListener(client: client, prefixes: ["k"], heartbeat: .milliseconds(200)) {
+                let listener = RedisInvalidationListener(client: client, prefixes: ["k"], heartbeat: .milliseconds(200)) {
                     recorder.record($0)
                 }
                 try await withThrowingTaskGroup(of: Void.self) { group in

@@ -37,7 +37,7 @@ import Testing
         let shortTimeout: (inout RedisClientConfiguration) -> Void = { $0.commandTimeout = .milliseconds(500) }
         try await Integration.withClient(server, shortTimeout) { client in
             let recorder = Recorder()
-            let listener = try RedisInvalidationListener(client: client, prefixes: prefixes, heartbeat: .milliseconds(200)) {
+            let listener = RedisInvalidationListener(client: client, prefixes: prefixes, heartbeat: .milliseconds(200)) {
                 recorder.record($0)
             }
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -104,15 +104,6 @@ import Testing
                 try server.resume()
                 try await RedisClientFailureTests.waitUntil { recorder.count(of: .started) >= 2 }
             }
-        }
-    }
-
-    @Test func isNotAvailableOnACluster() async throws {
-        var configuration = RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: 1))
-        configuration.topology = .cluster(.init(seeds: [.tcp(host: "127.0.0.1", port: 1)]))
-        let client = RedisClient(configuration: configuration, logger: Integration.logger)
-        #expect(throws: RedisClientError.self) {
-            try RedisInvalidationListener(client: client, prefixes: ["t:"]) { _ in }
         }
     }
 }
