@@ -27,6 +27,8 @@ struct NearCacheProcessTests {
     /// How long a process may still answer from its cache once Redis stops answering: the listener's heartbeat
     /// (a `PING` every second, late after `REDIS_COMMAND_TIMEOUT_MS`, 1 s by default), plus slack.
     static let heartbeatBound = Duration.seconds(3)
+    /// How long a test waits for a change to reach a process before it fails.
+    static let giveUp = Duration.seconds(5)
     /// How a process refuses a cookie whose session is gone: 403 (a cookie that names no session), or 401.
     static let refusals: Set<HTTPResponse.Status> = [.unauthorized, .forbidden]
     static let bob = "bob@example.com"
@@ -515,8 +517,8 @@ extension NearCacheProcessTests {
 
     /// Opens a connection to each of `servers` and checks that it answers `request` in the state before; runs
     /// `change` (which returns once the change is in Redis), then sends `request` back to back on each connection
-    /// until it answers in the state after. Returns how long after `change` returned each one did. Then asks each 20
-    /// more times: an answer in the state before would be a stale cache entry coming back.
+    /// until it answers in the state after (failing after ``giveUp``). Returns how long after `change` returned each
+    /// one did. Then asks each 20 more times: an answer in the state before would be a stale cache entry coming back.
     static func delays(
         on servers: [ServerProcess],
         request: @escaping @Sendable (TestClient) async throws -> TestClient.Response,
@@ -537,6 +539,8 @@ extension NearCacheProcessTests {
                 for (index, client) in clients.enumerated() {
                     let port = servers[index].port
                     group.addTask {
+                        // A process that never gets there ends the test: one clear failure, not one per round.
+                        var unexpected: [String] = []
                         var delay: Duration?
                         while delay == nil {
                             let response = try await request(client)
@@ -544,18 +548,28 @@ extension NearCacheProcessTests {
                             switch classify(response) {
                             case .after: delay = elapsed
                             case .before: break
-                            case .unexpected: Issue.record("port \(port) answered \(response.status) \(Self.text(response)) waiting for \(what)")
+                            case .unexpected: unexpected.append("\(response.status) \(Self.text(response))")
                             }
-                            if delay == nil, elapsed > .seconds(10) {
-                                Issue.record("port \(port) still answered \(response.status) 10 s after the change to \(what)")
-                                delay = elapsed
+                            if delay == nil, elapsed > Self.giveUp {
+                                throw NearCacheTestFailure(
+                                    "port \(port) still answered \(response.status) \(Self.text(response)) \(Self.giveUp) after the change to \(what)"
+                                )
                             }
                         }
+                        if !unexpected.isEmpty {
+                            Issue.record(
+                                "port \(port) answered \(unexpected.count) times neither before nor after, waiting for \(what): \(unexpected.prefix(3))"
+                            )
+                        }
+                        var relapses: [String] = []
                         for _ in 0..<20 {
                             let response = try await request(client)
-                            if classify(response) != .after {
-                                Issue.record("port \(port) answered \(response.status) \(Self.text(response)) after it had shown \(what)")
-                            }
+                            if classify(response) != .after { relapses.append("\(response.status) \(Self.text(response))") }
+                        }
+                        if !relapses.isEmpty {
+                            Issue.record(
+                                "port \(port) answered \(relapses.count) of 20 times otherwise after it had shown \(what): \(relapses.prefix(3))"
+                            )
                         }
                         return delay ?? .zero
                     }
@@ -593,6 +607,12 @@ extension NearCacheProcessTests {
     static func text(_ response: TestClient.Response) -> String {
         response.body.map { String(buffer: $0) } ?? ""
     }
+}
+
+/// Why a near-cache test stopped early.
+struct NearCacheTestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 // MARK: - Recording answers while Redis goes away
