@@ -2,10 +2,14 @@
 """Proof under faults (issue 4): a cluster of 3 session-api processes behind nginx, sessions in Redis,
 load from several clients, and faults in the middle: kill -9 an instance and start it again, SIGSTOP
 Redis for 2 s then SIGCONT, restart Redis; with `--redis sentinel|cluster` (issue 9) the faults hit the
-master (or a primary) and a failover round kills it with -9 mid-run. At the end it prints per phase:
-requests, 2xx, expected 4xx (403 for a cookie after its logout), 503, other errors, p99 and max latency;
-then the counts that must be 0, and exits 1 if any is not. Loopback only, bounded in time; Python 3
-standard library.
+master (or a primary) and a failover round kills it with -9 mid-run. Throughout, revocation rounds log a
+user in, read the session through every instance (filling each one's near-cache, issue 14), revoke it through
+one instance (a logout; every 4th round an operator's Redis DEL of the session key) and poll every instance
+until it refuses the cookie: a 200 after the revocation answered is a failure, and the delay until each
+instance refused is printed (p50 / p99 / max, bounded by --revocation-bound). At the end it prints per phase:
+requests, 2xx, expected 4xx (403 for a cookie after its logout), 503, other errors, p99 and max latency and
+the near-cache hit rate (from each instance's /metrics, METRICS_PORT); then the counts that must be 0, and
+exits 1 if any is not. Loopback only, bounded in time; Python 3 standard library.
 
 Run it through `scripts/chaos` (installs what is missing); `--help` lists the options.
 """
@@ -29,7 +33,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-from clusterlib import REDIS_MODES, REPO, Cluster, resolve_binary  # noqa: E402
+import hashlib  # noqa: E402
+
+from clusterlib import REDIS_MODES, REPO, Cluster, RedisReplyError, metric_samples, resolve_binary  # noqa: E402
+
+NEAR_CACHE_LOOKUPS = "session_api_near_cache_lookups_total"
+NEAR_CACHE_INVALIDATIONS = "session_api_near_cache_invalidations_total"
 
 # Durations in seconds. `kills`: how many kill -9 rounds (each on the next instance); `restarts`: the signal
 # that stops Redis in each restart round (SIGTERM: a clean restart; SIGKILL: a crash of the Redis process);
@@ -203,6 +212,18 @@ class Chaos:
         self.lock = threading.Lock()
         self.run_id = f"{int(time.time())}{random.randrange(1000):03d}"
         self.command_timeout = int(os.environ.get("REDIS_COMMAND_TIMEOUT_MS", "1000")) / 1000.0
+        # Revocation rounds: per (revocation, instance) the delay until that instance refused the cookie.
+        self.revocations = {"logout": 0, "redis DEL": 0}
+        self.revocation_delays: list[float] = []  # seconds from the revocation's answer to the first refusal
+        self.revocation_unmeasured: dict[str, int] = {}  # why an instance's refusal was not seen (down, 503s)
+        self.revocation_200s = 0  # 200s from any instance after a revocation had answered: each one a failure
+        self.revoked: list[Session] = []  # revoked by the revocation rounds: refused everywhere at the end, too
+        self.direct_transport: list[Rec] = []  # direct requests to an instance that did not connect
+        # Near-cache counters from each instance's /metrics: per phase (deltas) and per instance (last scrape).
+        self.cache_by_phase: dict[str, dict[tuple[str, str], float]] = {}
+        self.cache_last: list[dict | None] = []
+        self.cache_seen = False  # some instance exported session_api_near_cache_lookups_total
+        self.invalidations: dict[tuple[str, str], float] = {}  # final scrape + scrapes before each kill
 
     # -- helpers --
 
@@ -210,8 +231,83 @@ class Chaos:
         print(f"chaos[{self.user_store}] {time.monotonic() - self.t_start:6.1f}s {text}", flush=True)
 
     def phase(self, name: str) -> None:
+        self.sample_cache()  # the phase that ends now (or the set-up) gets the lookups since the last scrape
         self.phases.append((name, time.monotonic()))
         self.log(f"phase: {name}")
+
+    # -- near-cache metrics --
+
+    def scrape(self, index: int) -> tuple[dict | None, dict | None]:
+        """(lookups by (cache, result), invalidations by (cache, reason)) of instance `index`, or (None, None)
+        when its /metrics does not answer; ({}, {}) when it answers without near-cache metrics."""
+        text = self.cluster.metrics_text(index)
+        if text is None:
+            return None, None
+        lookups = {(labels.get("cache", "?"), labels.get("result", "?")): value for labels, value in metric_samples(text, NEAR_CACHE_LOOKUPS)}
+        invalidations = {(labels.get("cache", "?"), labels.get("reason", "?")): value for labels, value in metric_samples(text, NEAR_CACHE_INVALIDATIONS)}
+        if lookups:
+            self.cache_seen = True
+        return lookups, invalidations
+
+    def sample_cache(self, indices=None, final: bool = False) -> None:
+        """Adds each instance's lookups since its last scrape to the current phase (a restarted instance starts
+        from 0). `final`: also adds its invalidation counters to the totals (before a kill -9 and at the end)."""
+        while len(self.cache_last) < len(self.cluster.apps):
+            self.cache_last.append({})
+        bucket = self.cache_by_phase.setdefault(self.phases[-1][0] if self.phases else "setup", {})
+        for i in range(len(self.cluster.apps)) if indices is None else indices:
+            lookups, invalidations = self.scrape(i)
+            if lookups is None:
+                continue
+            last = self.cache_last[i] or {}
+            reset = any(value < last.get(key, 0) for key, value in lookups.items())
+            for key, value in lookups.items():
+                bucket[key] = bucket.get(key, 0) + value - (0 if reset else last.get(key, 0))
+            self.cache_last[i] = lookups
+            if final:
+                for key, value in invalidations.items():
+                    self.invalidations[key] = self.invalidations.get(key, 0) + value
+
+    @staticmethod
+    def hit_rate(counts: dict[tuple[str, str], float] | None, cache: str) -> str:
+        """hits / (hits + misses + bypasses) of `cache`, as a percentage, or n/a."""
+        if not counts:
+            return "n/a"
+        hit, miss, bypass = (counts.get((cache, r), 0) for r in ("hit", "miss", "bypass"))
+        total = hit + miss + bypass
+        if not any(key[0] == cache for key in counts):
+            return "n/a"
+        return f"{100 * hit / total:.1f}%" if total else "-"
+
+    def cache_caches(self) -> list[str]:
+        """The cache labels seen in any scrape (sessions, users), sessions first."""
+        names = {key[0] for counts in self.cache_by_phase.values() for key in counts}
+        return sorted(names, key=lambda n: (n != "sessions", n)) or ["sessions"]
+
+    def cache_totals(self) -> dict[tuple[str, str], float]:
+        total: dict[tuple[str, str], float] = {}
+        for counts in self.cache_by_phase.values():
+            for key, value in counts.items():
+                total[key] = total.get(key, 0) + value
+        return total
+
+    def cache_summary(self) -> str:
+        if not self.cache_seen:
+            return f"near-cache hit rate n/a (NEAR_CACHE={self.args.near_cache}; no {NEAR_CACHE_LOOKUPS} in /metrics)"
+        totals = self.cache_totals()
+        return f"near-cache (NEAR_CACHE={self.args.near_cache}) hit rate " + ", ".join(f"{c} {self.hit_rate(totals, c)}" for c in self.cache_caches())
+
+    def startup_lines(self) -> str:
+        """What the instances logged about their near-cache at each start ("near-cache on" / "near-cache off")."""
+        counts: dict[str, int] = {}
+        for log in sorted(self.cluster.logs_dir.glob("app-*.log")):
+            for line in log.read_text(errors="replace").splitlines():
+                match = re.search(r"near-cache (on|off)\b", line)
+                if match and "[SessionAPI]" in line:
+                    reason = re.search(r"reason=(.*?) \[", line)
+                    key = f"near-cache {match.group(1)}" + (f" ({reason.group(1)})" if reason else "")
+                    counts[key] = counts.get(key, 0) + 1
+        return ", ".join(f"'{k}' x{v}" for k, v in sorted(counts.items())) or "no near-cache line (a binary without it)"
 
     def client(self, name: str, record: bool = True) -> Client:
         return Client("127.0.0.1", self.cluster.front_port, name, self.args.client_timeout, self.records if record else [])
@@ -245,6 +341,7 @@ class Chaos:
         env = {"PASSWORD_ARGON2_MEMORY_KIB": str(self.args.hash_memory_kib), "PASSWORD_ARGON2_ITERATIONS": "1", "LOG_LEVEL": os.environ.get("LOG_LEVEL", "info")}
         if self.args.wait_replicas:
             env["REDIS_WAIT_REPLICAS"] = str(self.args.wait_replicas)
+        env["NEAR_CACHE"] = self.args.near_cache
         self.cluster = Cluster(
             self.binary,
             self.data_dir,
@@ -255,9 +352,13 @@ class Chaos:
             redis_db=self.args.redis_db,
             quiet=True,
             redis_mode=self.args.redis,
+            metrics=True,
         )
         self.cluster.start()
-        self.log(f"cluster up: nginx {self.cluster.front_url} -> {' '.join(self.cluster.instance_urls)}, redis {self.cluster.redis_description}, data {self.data_dir}")
+        self.log(
+            f"cluster up: nginx {self.cluster.front_url} -> {' '.join(self.cluster.instance_urls)} (metrics on "
+            f"{', '.join(map(str, self.cluster.metrics_ports))}; NEAR_CACHE={self.args.near_cache}), redis {self.cluster.redis_description}, data {self.data_dir}"
+        )
         admin_email, admin_password = f"admin-{self.run_id}@chaos.test", "admin-password"
         self.admin_password = admin_password
         self.cluster.create_user(admin_email, admin_password)
@@ -372,22 +473,29 @@ class Chaos:
                 time.sleep(0.02)
         c.close()
 
+    def login_someone(self, c: Client, rng: random.Random, kind: str) -> Session | None:
+        """Logs a random user in; the session (kept in flow_sessions, checked at the end), or None (a 503 backs off)."""
+        user = rng.choice(self.users)
+        status, session, rec, headers = self.login(c, user["email"], user["password"], kind=kind)
+        self.check_common(status, headers, rec)
+        if status != 200 or session is None:
+            if status == 503:
+                time.sleep(0.02)
+            return None
+        with self.lock:
+            self.flow_sessions.append(session)
+        return session
+
     def session_worker(self, n: int) -> None:
         """Logs users in and out: login -> /me (must be the user) -> logout -> /me (must be 403)."""
         c = self.client(f"flow{n}")
         rng = random.Random(1000 + n)
         pace = Pacer(self.args.flow_rate)
         while not self.stop_load.is_set():
-            user = rng.choice(self.users)
             pace()
-            status, session, rec, headers = self.login(c, user["email"], user["password"])
-            self.check_common(status, headers, rec)
-            if status != 200 or session is None:
-                if status == 503:
-                    time.sleep(0.02)
+            session = self.login_someone(c, rng, "login")
+            if session is None:
                 continue
-            with self.lock:
-                self.flow_sessions.append(session)
             # /me until it answers (503 while Redis is away): 200 naming the user, never 403.
             self.flow_me(c, session, expect_valid=True)
             if self.stop_load.is_set():
@@ -448,6 +556,156 @@ class Chaos:
                 return
             time.sleep(0.05)
 
+    # -- revocation reaches every instance --
+
+    def direct_clients(self, name: str) -> list[Client]:
+        """One keep-alive connection per instance, straight to it (not through nginx)."""
+        return [Client("127.0.0.1", port, f"{name}-i{i + 1}", self.args.client_timeout, self.records) for i, port in enumerate(self.cluster.app_ports)]
+
+    def check_direct(self, status: int, headers: dict, rec: Rec) -> None:
+        """check_common for a request straight to an instance: a refused connection is an instance that is down
+        (kill -9 rounds), kept for the report, not a proxy error."""
+        if status == TRANSPORT:
+            self.direct_transport.append(rec)
+        else:
+            self.check_common(status, headers, rec)
+
+    def revoke_worker(self, n: int) -> None:
+        """Login -> /users/me through every instance (each one's near-cache holds the session) -> revoke it
+        through one instance (logout, or every 4th round a Redis DEL of the session key, as an operator would)
+        -> poll every instance until it refuses the cookie. A 200 after the revocation answered is a failure;
+        the delay until each instance refused is measured, up to --revocation-bound."""
+        c = self.client(f"revoke{n}")
+        direct = self.direct_clients(f"revoke{n}")
+        rng = random.Random(2000 + n)
+        pace = Pacer(self.args.revoke_rate)
+        turn = 0
+        while not self.stop_load.is_set():
+            pace()
+            session = self.login_someone(c, rng, "revoke-login")  # valid at the end unless revoked below
+            if session is None:
+                continue
+            warmed = []
+            for i, d in enumerate(direct):
+                if self.direct_me_until_answered(d, session, deadline=time.monotonic() + 5):
+                    warmed.append(i)
+            if self.stop_load.is_set():
+                break
+            via = turn % len(direct)
+            use_del = turn % 4 == 3
+            turn += 1
+            how = f"logout through instance {via + 1}"
+            answered = None
+            if use_del:
+                answered = self.redis_del_session(session)
+                how = "redis DEL of the session key"
+            if answered is None:
+                answered = self.direct_logout(direct[via], session)
+                how = f"logout through instance {via + 1}"
+                if answered is None:
+                    session.logged_out = session.ambiguous = True  # outcome unknown: neither valid nor revoked for sure
+                    continue
+            self.revocations["redis DEL" if how.startswith("redis") else "logout"] += 1
+            session.logged_out = True
+            with self.lock:
+                self.revoked.append(session)
+            self.poll_refused(direct, session, warmed, answered, how)
+        c.close()
+        for d in direct:
+            d.close()
+
+    def direct_me_until_answered(self, d: Client, session: Session, deadline: float) -> bool:
+        """GET /users/me on one instance until it answers (503 while Redis is away); True on a 200 naming the user."""
+        while time.monotonic() < deadline and not self.stop_load.is_set():
+            status, data, headers, rec = d.request("GET", "/api/v1/users/me", "revoke-warm", cookie=session.cookie)
+            self.check_direct(status, headers, rec)
+            if status == 200:
+                if (parse_json(data) or {}).get("id") != session.user_id:
+                    self.findings.add("wrong_user", f"/users/me for {session.email} answered another user ({rec.rid})")
+                return True
+            if status in (401, 403):
+                self.findings.session_lost(session, f"{status} on {d.name} right after login ({rec.rid}, {self.phase_of(rec.t0)})")
+                return False
+            if status == TRANSPORT:
+                return False  # that instance is down (a kill round)
+            time.sleep(0.05)
+        return False
+
+    def redis_del_session(self, session: Session) -> float | None:
+        """DEL <prefix>session:<sha256 of the cookie> straight in Redis; the time it answered 1, or None."""
+        prefix = os.environ.get("REDIS_PREFIX", "session-api:")
+        key = prefix + "session:" + hashlib.sha256(session.cookie.encode()).hexdigest()
+        try:
+            deleted = self.cluster.redis_query("DEL", key, timeout=2.0)
+        except (OSError, RedisReplyError, RuntimeError, StopIteration, ConnectionError):
+            return None  # Redis away: fall back to a logout
+        if deleted != 1:
+            self.findings.add("notes", f"redis DEL of the session of {session.email} deleted {deleted} keys (key {key})")
+            return None
+        return time.monotonic()
+
+    def direct_logout(self, d: Client, session: Session) -> float | None:
+        """DELETE logout on one instance until it answers 200 (or 403 after an earlier attempt); the time of that
+        answer, or None when the outcome stayed unknown."""
+        deadline = time.monotonic() + 30
+        earlier_attempt = False
+        while time.monotonic() < deadline and not self.stop_load.is_set():
+            status, _, headers, rec = d.request("DELETE", "/api/v1/auth_session/logout", "revoke-logout", cookie=session.cookie)
+            self.check_direct(status, headers, rec)
+            if status == 200:
+                return rec.t0 + rec.dur
+            if status == 403:
+                rec.expected = True
+                if not earlier_attempt:
+                    self.findings.session_lost(session, f"its logout on {d.name} answered 403 ({rec.rid}): gone before it was logged out")
+                return rec.t0 + rec.dur
+            if status == TRANSPORT:
+                return None  # the instance died under it (a kill round): outcome unknown
+            earlier_attempt = True  # a 503: Redis may have run it
+            time.sleep(0.05)
+        return None
+
+    def poll_refused(self, direct: list[Client], session: Session, warmed: list[int], answered: float, how: str) -> None:
+        """Polls every instance (those that served the session first) until each refuses the cookie."""
+        bound = self.args.revocation_bound
+        pending = list(range(len(direct)))
+        stale: dict[int, list] = {}  # instance -> [200s, first rid, ms after, last ms after]
+        while pending and time.monotonic() < answered + bound:
+            for i in list(pending):
+                status, _, headers, rec = direct[i].request("GET", "/api/v1/users/me", "revoke-poll", cookie=session.cookie)
+                self.check_direct(status, headers, rec)
+                after = rec.t0 + rec.dur - answered
+                if status in (401, 403):
+                    rec.expected = True
+                    pending.remove(i)
+                    if i in warmed:
+                        with self.lock:
+                            self.revocation_delays.append(after)
+                elif status == 200:
+                    entry = stale.setdefault(i, [0, rec.rid, after * 1000, 0.0])
+                    entry[0] += 1
+                    entry[3] = after * 1000
+                elif status == TRANSPORT:
+                    pending.remove(i)
+                    self.count_unmeasured("instance down")
+            if pending:
+                time.sleep(0.002)
+        for i in pending:
+            self.count_unmeasured(f"still 200 after {bound:.1f} s" if i in stale else f"only 503s for {bound:.1f} s")
+        for i, (count, rid, first_ms, last_ms) in sorted(stale.items()):
+            with self.lock:
+                self.revocation_200s += count
+            refused = "never refused" if i in pending else "then refused"
+            self.findings.add(
+                "revoked_still_valid",
+                f"{session.email}: {count} x 200 from instance {i + 1} from {first_ms:.1f} to {last_ms:.1f} ms after its {how} answered, {refused} "
+                f"(first {rid}, {self.phase_of(answered)})",
+            )
+
+    def count_unmeasured(self, why: str) -> None:
+        with self.lock:
+            self.revocation_unmeasured[why] = self.revocation_unmeasured.get(why, 0) + 1
+
     # -- faults --
 
     def run_load_and_faults(self) -> None:
@@ -459,6 +717,8 @@ class Chaos:
             threads.append(threading.Thread(target=self.create_worker, args=(i,), daemon=True))
         for i in range(self.args.flow_clients):
             threads.append(threading.Thread(target=self.session_worker, args=(i,), daemon=True))
+        for i in range(self.args.revoke_clients):
+            threads.append(threading.Thread(target=self.revoke_worker, args=(i,), daemon=True))
         self.phase("baseline")
         for t in threads:
             t.start()
@@ -472,11 +732,13 @@ class Chaos:
                 index = r % len(self.cluster.apps)
                 self.phase(f"kill -9 instance {index + 1}{suffix}")
                 addr = f"127.0.0.1:{self.cluster.app_ports[index]}"
+                self.sample_cache([index], final=True)  # its counters die with it
                 t_kill = time.monotonic()
                 self.cluster.kill_instance(index)
                 self.log(f"killed session-api-{index + 1} ({addr}) with SIGKILL; down for {p['dead']:.0f} s")
                 time.sleep(p["dead"])
                 self.cluster.start_instance(index)
+                self.cache_last[index] = {}  # the new process counts from 0
                 t_up = time.monotonic()
                 self.kills.append({"index": index, "addr": addr, "t_kill": t_kill, "t_up": t_up})
                 self.log(f"session-api-{index + 1} started again, healthy after {t_up - t_kill - p['dead']:.2f} s")
@@ -575,6 +837,12 @@ class Chaos:
             status, _ = get("/api/v1/users/me", session.cookie, "final-logged-out", expect=403)
             if status == 200:
                 self.findings.add("revoked_still_valid", f"{session.email}: valid at the end after its logout answered 200")
+        # Sessions the revocation rounds revoked: refused by every instance, asked straight.
+        for session in self.revoked:
+            for url in self.cluster.instance_urls:
+                status, _ = self.direct_me(url, session.cookie)
+                if status == 200:
+                    self.findings.add("revoked_still_valid", f"{session.email}: 200 from {url} at the end, after its revocation")
         # Users: every 201 must still be there, by id, and in the listing of every instance. A fresh
         # admin session reads them (the old one is checked above); without one, the store is read directly.
         status, reader, _, _ = self.login(c, self.admin.email, self.admin_password, kind="final-login", retry_until=time.monotonic() + 20)
@@ -623,6 +891,7 @@ class Chaos:
         self.explain_proxy_errors()
         self.check_redis_windows()
         self.store_count = len(self.users_in_store())
+        self.sample_cache(final=True)
 
     def users_in_store(self) -> dict[str, str]:
         """id -> email of every user, read from the store itself (Redis hashes or .db_User.json)."""
@@ -740,6 +1009,7 @@ class Chaos:
 
     def report(self) -> bool:
         rows = []
+        caches = self.cache_caches()
         names = [name for name, _ in self.phases]
         by_phase: dict[str, list[Rec]] = {name: [] for name in names}
         for rec in self.records:
@@ -754,16 +1024,19 @@ class Chaos:
             expected = sum(1 for r in recs if r.expected)
             unavailable = sum(1 for r in recs if r.status == 503)
             other = len(recs) - ok - expected - unavailable
-            rows.append((name, len(recs), ok, expected, unavailable, other, p99 * 1000, durations[-1] * 1000))
+            rows.append((name, len(recs), ok, expected, unavailable, other, p99 * 1000, durations[-1] * 1000, *(self.hit_rate(self.cache_by_phase.get(name), c) for c in caches)))
         redis = "" if self.args.redis == "single" else f" --redis {self.args.redis}"
         wait = f" (REDIS_WAIT_REPLICAS={self.args.wait_replicas})" if self.args.wait_replicas else ""
         title = f"chaos{redis} --user-store {self.user_store}{' --short' if self.args.short else ''}"
         print(f"\n== {title}: 3 instances behind nginx, sessions in Redis{wait}, users in {self.user_store}; redis: {self.cluster.redis_description}")
-        header = ("phase", "requests", "2xx", "exp.403", "503", "other", "p99 ms", "max ms")
+        header = ("phase", "requests", "2xx", "exp.403", "503", "other", "p99 ms", "max ms", *(f"{c} hit" for c in caches))
         width = max(len(r[0]) for r in rows + [header])
-        print(f"{header[0]:<{width}}  " + "  ".join(f"{h:>8}" for h in header[1:]))
+        print(f"{header[0]:<{width}}  " + "  ".join(f"{h:>8}" for h in header[1:8]) + "".join(f"  {h:>12}" for h in header[8:]))
         for row in rows:
-            print(f"{row[0]:<{width}}  {row[1]:>8}  {row[2]:>8}  {row[3]:>8}  {row[4]:>8}  {row[5]:>8}  {row[6]:>8.1f}  {row[7]:>8.1f}")
+            print(
+                f"{row[0]:<{width}}  {row[1]:>8}  {row[2]:>8}  {row[3]:>8}  {row[4]:>8}  {row[5]:>8}  {row[6]:>8.1f}  {row[7]:>8.1f}"
+                + "".join(f"  {cell:>12}" for cell in row[8:])
+            )
         total = len(self.records)
         print(f"total {total} requests; {self.flows} login/logout cycles; {len(self.created) - len(self.users)} users created under load; {len(self.users)} users with live sessions")
         other_codes: dict = {}
@@ -794,6 +1067,36 @@ class Chaos:
                 f"{stats['max_503']:.2f} s, slowest request overlapping it {stats['max']:.2f} s (bound: command timeout {self.command_timeout:.1f} s + {self.args.margin:.1f} s)"
             )
         print(f"users in the store at the end: {self.store_count} (listing per instance: {self.listing_sizes})")
+        totals = self.cache_totals()
+        if self.cache_seen:
+            counts = "; ".join(
+                f"{c}: {self.hit_rate(totals, c)} ({', '.join(f'{r} {totals.get((c, r), 0):.0f}' for r in ('hit', 'miss', 'bypass'))})" for c in caches
+            )
+            invalidated = ", ".join(f"{c}/{r} {v:.0f}" for (c, r), v in sorted(self.invalidations.items()))
+            print(f"near-cache (NEAR_CACHE={self.args.near_cache}) hit rate = hit / (hit + miss + bypass) of {NEAR_CACHE_LOOKUPS}, summed over the instances "
+                  f"(set-up and final checks included; the counters of a killed instance scraped just before its kill): {counts}; invalidations: {invalidated or 'none'}")
+        else:
+            print(f"near-cache hit rate: n/a (NEAR_CACHE={self.args.near_cache}; no instance exported {NEAR_CACHE_LOOKUPS} on its METRICS_PORT)")
+        print(f"near-cache at start-up (app logs): {self.startup_lines()}")
+        delays = sorted(self.revocation_delays)
+        if delays:
+            p50 = delays[len(delays) // 2]
+            p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+            spread = f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {delays[-1] * 1000:.1f} ms"
+        else:
+            spread = "none measured"
+        unmeasured = ", ".join(f"{why}: {n}" for why, n in sorted(self.revocation_unmeasured.items())) or "none"
+        print(
+            f"revocation rounds: {sum(self.revocations.values())} ({self.revocations['logout']} logouts straight to an instance, {self.revocations['redis DEL']} "
+            f"Redis DELs of the session key), each after a 200 from every instance; delay from the revocation's answer to the refusal (403) "
+            f"by each instance that had served it: {spread} over {len(delays)} (polled every ~2 ms up to --revocation-bound "
+            f"{self.args.revocation_bound:.1f} s); 200s after a revocation: {self.revocation_200s}; not measured: {unmeasured}"
+        )
+        if self.direct_transport:
+            outside = [r for r in self.direct_transport if not any(k["t_kill"] - 0.5 <= r.t0 <= k["t_up"] + 0.5 for k in self.kills)]
+            print(f"direct requests to an instance that did not connect: {len(self.direct_transport)} ({len(outside)} outside a kill -9 window)")
+            for r in outside[:5]:
+                self.findings.add("notes", f"{r.method} {r.kind} {r.rid}: no connection to the instance outside a kill window ({self.phase_of(r.t0)})")
         statuses = getattr(self, "exit_statuses", {})
         print("stopped with SIGTERM, exit statuses: " + ", ".join(f"{name} {status}" for name, status in statuses.items()))
         f = self.findings
@@ -806,7 +1109,7 @@ class Chaos:
             ("hangs (no answer within the client timeout)", f.hangs),
             ("slow answers while Redis was stopped", f.slow_while_redis_stopped),
             ("slow 503s during a failover", f.slow_during_failover),
-            ("logged-out sessions still valid", f.revoked_still_valid),
+            ("logged-out or revoked sessions still valid (any 200 after)", f.revoked_still_valid),
             ("read-back misses (201, then 404 elsewhere)", f.stale_reads),
             ("connection errors from nginx", f.transport_errors),
             ("503 without Retry-After", f.no_retry_after),
@@ -825,6 +1128,7 @@ class Chaos:
         if len(f.notes) > 20:
             print(f"note: ... {len(f.notes) - 20} more")
         print(f"RESULT {self.user_store}: {'FAIL' if failed else 'PASS'}\n", flush=True)
+        self.summary = self.cache_summary()
         return not failed
 
     def run(self) -> bool:
@@ -881,6 +1185,12 @@ def main(argv: list[str]) -> int:
         "With sentinel or cluster, the pauses and restarts hit the master (or a primary in turn), and failover rounds kill it with -9",
     )
     parser.add_argument("--wait-replicas", type=int, default=0, help="REDIS_WAIT_REPLICAS for the instances (default 0: logins do not wait)")
+    parser.add_argument("--near-cache", choices=["on", "off"], default="on", help="NEAR_CACHE of every instance (default on); the hit rate comes from each one's /metrics")
+    parser.add_argument("--revoke-clients", type=int, default=1, help="clients running revocation rounds (default 1)")
+    parser.add_argument("--revoke-rate", type=float, default=5.0, help="revocation rounds/s per client, 0: no limit (default 5)")
+    parser.add_argument(
+        "--revocation-bound", type=float, default=2.0, help="seconds each instance is polled after a revocation until it refuses the cookie (default 2)"
+    )
     args = parser.parse_args(argv)
     if args.redis == "cluster" and args.redis_db:
         parser.error("--redis cluster: a Redis Cluster has only database 0")
@@ -893,10 +1203,13 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored (a background job)
     results = {}
+    summaries = {}
     started = time.monotonic()
     for store in stores:
         try:
-            results[store] = Chaos(args, store, binary).run()
+            chaos = Chaos(args, store, binary)
+            results[store] = chaos.run()
+            summaries[store] = getattr(chaos, "summary", "")
         except KeyboardInterrupt:
             print("chaos: interrupted", file=sys.stderr)
             return 130
@@ -907,7 +1220,7 @@ def main(argv: list[str]) -> int:
                 tail = logs[0].read_text(errors="replace").splitlines()[-5:]
                 print(f"chaos[{store}]: last lines of {logs[0]}:\n  " + "\n  ".join(tail), file=sys.stderr)
             results[store] = False
-    summary = ", ".join(f"{store} {'PASS' if ok else 'FAIL'}" for store, ok in results.items())
+    summary = ", ".join(f"{store} {'PASS' if ok else 'FAIL'}" + (f" ({summaries[store]})" if summaries.get(store) else "") for store, ok in results.items())
     print(f"chaos: {summary} ({time.monotonic() - started:.0f} s)")
     return 0 if all(results.values()) else 1
 

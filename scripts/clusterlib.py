@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -121,6 +122,24 @@ def redis_command(port: int, *args, timeout: float = 1.0, db: int = 0):
             if db:
                 _resp_read(f)
             return _resp_read(f)
+
+
+def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples of metric `name` in Prometheus text (`name{a="x",b="y"} 3`): [(labels, value), ...]."""
+    out = []
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        metric, _, labels = head.partition("{")
+        if metric != name:
+            continue
+        pairs = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', labels))
+        try:
+            out.append((pairs, float(value)))
+        except ValueError:
+            pass
+    return out
 
 
 def info_fields(info) -> dict[str, str]:
@@ -259,11 +278,13 @@ class Cluster:
         redis_db: int = 0,
         quiet: bool = False,
         redis_mode: str = "single",
+        metrics: bool = False,
     ):
         """`front_port`/`app_base_port`/`redis_port` 0: free ports. `env`: extra variables for the instances
         (they also inherit this process's environment; the cluster's own settings win). `redis_mode`: "single"
         (one redis-server on `redis_port`), "sentinel" (a master and a replica, 3 Sentinels; REDIS_SENTINELS) or
-        "cluster" (a Redis Cluster of 3 primaries with a replica each; REDIS_CLUSTER_NODES), on free ports."""
+        "cluster" (a Redis Cluster of 3 primaries with a replica each; REDIS_CLUSTER_NODES), on free ports.
+        `metrics`: each instance gets METRICS_PORT (a free loopback port of its own, kept across its restarts)."""
         if user_store not in ("json", "redis"):
             raise ValueError(f"user store must be json or redis, not {user_store!r}")
         if redis_mode not in REDIS_MODES:
@@ -306,6 +327,12 @@ class Cluster:
                 taken = {*self.redis_ports, *(p + 10000 for p in self.redis_ports), *self.sentinel_ports, self.front_port}
                 if port not in self.app_ports and port not in taken:
                     self.app_ports.append(port)
+        self.metrics_ports: list[int] = []
+        while metrics and len(self.metrics_ports) < instances:
+            port = free_port()
+            taken = {*self.redis_ports, *(p + 10000 for p in self.redis_ports), *self.sentinel_ports, self.front_port, *self.app_ports}
+            if port not in self.metrics_ports and port not in taken:
+                self.metrics_ports.append(port)
         self.redis_dir = self.data_dir / "redis"
         self.nginx_dir = self.data_dir / "nginx"
         self.logs_dir = self.data_dir / "logs"
@@ -379,7 +406,7 @@ class Cluster:
 
     def start(self, timeout: float = 60.0) -> "Cluster":
         """Starts Redis, the instances and nginx, and waits until every instance and the front answer."""
-        for port in [*self.redis_ports, *self.sentinel_ports, self.front_port, *self.app_ports]:
+        for port in [*self.redis_ports, *self.sentinel_ports, self.front_port, *self.app_ports, *self.metrics_ports]:
             if not port_is_free(port):
                 raise OSError(f"port {port} on {LOOPBACK} is in use")
         self._check_stale_nginx()
@@ -708,6 +735,8 @@ sentinel parallel-syncs {SENTINEL_MASTER} 1
     def _app_child(self, index: int) -> Child:
         env = self.app_env()
         env["API_PORT"] = str(self.app_ports[index])
+        if self.metrics_ports:
+            env.update(METRICS_PORT=str(self.metrics_ports[index]), METRICS_HOST=LOOPBACK)
         return Child(f"session-api-{index + 1}", [str(self.binary), "serve"], env=env, log=self.logs_dir / f"app-{index + 1}.log", cwd=self.data_dir)
 
     def start_instance(self, index: int, timeout: float = 30.0) -> None:
@@ -724,6 +753,16 @@ sentinel parallel-syncs {SENTINEL_MASTER} 1
         app = self.apps[index]
         app.send(sig)
         app.wait(30)
+
+    def metrics_text(self, index: int, timeout: float = 2.0) -> str | None:
+        """GET /metrics of instance `index` (Prometheus text), or None (no METRICS_PORT, not answering)."""
+        if not self.metrics_ports:
+            return None
+        try:
+            with urllib.request.urlopen(f"http://{LOOPBACK}:{self.metrics_ports[index]}/metrics", timeout=timeout) as response:
+                return response.read().decode(errors="replace")
+        except (OSError, urllib.error.URLError):
+            return None
 
     def healthy(self, index: int) -> bool:
         return http_status(self.instance_url(index) + "/healthz", timeout=0.5) == 200
