@@ -43,6 +43,8 @@ let package = Package(
             name: "CArgon2",
             providers: [.apt(["libargon2-dev"])]
         ),
+        // glibc's <malloc.h> (mallopt): how `serve` returns Argon2id's working memory to the system.
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "RedisClient",
             dependencies: [
@@ -89,6 +91,7 @@ let package = Package(
             name: "session-api",
             dependencies: [
                 "SessionAPI",
+                "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -32,6 +32,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.dont_write_bytecode = True
+from clusterlib import build_release_binary  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 EMAIL = "bench@x.test"
 PASSWORD = "bench-password-1"
@@ -124,7 +128,7 @@ def peak_rss_mib(pid: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--binary", type=Path, help="a release session-api (default: swift build -c release)")
+    ap.add_argument("--binary", type=Path, help="a release session-api (default: the release build of scripts/clusterlib.py, built when needed)")
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
@@ -134,10 +138,7 @@ def main() -> None:
             sys.exit(f"bench-auth: {tool} is missing (apt-get install wrk redis-server redis-tools)")
     binary = args.binary
     if binary is None:
-        subprocess.run(["swift", "build", "-c", "release", "--product", "session-api"], cwd=REPO, check=True)
-        bin_dir = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=REPO, check=True,
-                                 capture_output=True, text=True).stdout.strip()
-        binary = Path(bin_dir) / "session-api"
+        binary = build_release_binary()
 
     work = Path(tempfile.mkdtemp(prefix="bench-auth."))
     procs = Processes()

@@ -29,6 +29,10 @@ import time
 import urllib.parse
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.dont_write_bytecode = True
+from clusterlib import build_release_binary  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 EMAIL, PASSWORD = "bench@x.test", "benchpass"
 
@@ -116,9 +120,7 @@ def main() -> None:
             sys.exit(f"bench-cpu: {tool} is missing (apt-get install redis-server redis-tools)")
     binary = args.binary
     if binary is None:
-        subprocess.run(["swift", "build", "-c", "release", "--product", "session-api"], cwd=REPO, check=True)
-        binary = Path(subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=REPO, check=True,
-                                     capture_output=True, text=True).stdout.strip()) / "session-api"
+        binary = build_release_binary()
     work = Path(tempfile.mkdtemp(prefix="bench-cpu."))
     redis_port = free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--dir", str(work),

@@ -38,6 +38,10 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.dont_write_bytecode = True
+from clusterlib import build_release_binary  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "scale-password-1"
 
@@ -108,9 +112,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     binary = args.binary
     if binary is None:
-        subprocess.run(["swift", "build", "-c", "release", "--product", "session-api"], cwd=REPO, check=True)
-        binary = Path(subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=REPO, check=True,
-                                     capture_output=True, text=True).stdout.strip()) / "session-api"
+        binary = build_release_binary()
     work = Path(tempfile.mkdtemp(prefix="bench-scale."))
     children: list[subprocess.Popen] = []
 

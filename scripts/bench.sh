@@ -19,10 +19,10 @@ IN_FLIGHT=${IN_FLIGHT:-256}
 CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-3}
 
-echo "== swift build -c release (session-api, redis-client-bench)"
-swift build -c release --product session-api
-swift build -c release --product redis-client-bench
-bin=$(swift build -c release --show-bin-path)
+echo "== swift build ${SWIFT_RELEASE[*]} (session-api, redis-client-bench)"
+swift build "${SWIFT_RELEASE[@]}" --product session-api
+swift build "${SWIFT_RELEASE[@]}" --product redis-client-bench
+bin=$(swift build "${SWIFT_RELEASE[@]}" --show-bin-path)
 
 work=$(mktemp -d)
 redis_pid=

@@ -14,8 +14,8 @@ ensure_debs "${SESSION_API_DEBS[@]}"
 
 export DATA_DIR=${DATA_DIR:-$PWD/data}
 mkdir -p "$DATA_DIR"
-swift build -c release --product session-api
-binary=$PWD/.build/release/session-api
+swift build "${SWIFT_RELEASE[@]}" --product session-api
+binary=$(swift build "${SWIFT_RELEASE[@]}" --show-bin-path)/session-api
 
 PRIVATE_REDIS_PID=
 server_pid=

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMalloc
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -18,6 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
     var port: Int?
 
     func run() async throws {
+        Self.returnLargeBlocksToTheSystem()
         var configuration = try self.global.configuration()
         if let host { configuration.host = host }
         if let port { configuration.port = port }
@@ -43,5 +45,14 @@ struct ServeCommand: AsyncParsableCommand {
             // Typically the address is taken or not ours; say so in one line.
             throw CommandFailure("server stopped: \(error)")
         }
+    }
+
+    /// Argon2id's working memory (`PASSWORD_ARGON2_MEMORY_KIB`, 19 MiB by default) is one `malloc` per hash. glibc
+    /// raises its mmap threshold (128 KiB at start) once such a block is freed, so later ones come from a heap and
+    /// stay resident: about 20 MiB per hashing thread for good after the first logins. Setting the threshold, to its
+    /// starting value, turns that off: every block of 128 KiB or more keeps a mapping of its own, returned to the
+    /// system when it is freed (`scripts/bench-memory.py`; README, Performance).
+    private static func returnLargeBlocksToTheSystem() {
+        _ = mallopt(M_MMAP_THRESHOLD, 128 * 1024)
     }
 }
