@@ -101,7 +101,7 @@ import Testing
         do {
             try await withDataDirectory { directory in
                 var configuration = AppConfiguration.test(directory: directory, authType: .sessionRedisAuth)
-                configuration.redis = RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: redis.port))
+                configuration.redis = RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: redis.port), connectTimeout: .seconds(5))
                 configuration.redisPrefix = "audit-test:"
                 configuration.sessionDuration = 3600
                 configuration.userStore = users
@@ -159,7 +159,7 @@ import Testing
     @Test func theStreamIsCapped() async throws {
         let redis = try await RedisServerProcess.start()
         do {
-            let configuration = RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: redis.port))
+            let configuration = RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: redis.port), connectTimeout: .seconds(5))
             try await RedisClient.withClient(configuration, logger: testLogger()) { client in
                 let trail = AuditTrail(redis: client, keys: RedisKeys(prefix: "cap:"))
                 for index in 0..<(AuditTrail.streamLength + 500) {

@@ -71,7 +71,7 @@ import Testing
                 var settings = AppConfiguration.test(directory: directory, authType: .sessionRedisAuth)
                 settings.authType = .sessionRedisAuth
                 settings.sessionDuration = 3600
-                settings.redis = RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: redis.port))
+                settings.redis = RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: redis.port), connectTimeout: .seconds(5))
                 settings.redisPrefix = "metrics-\(UUID().uuidString):"
                 // Every request reaches Redis (the near-cache would answer the first request after the kill).
                 settings.nearCache = false

@@ -337,7 +337,7 @@ extension NearCacheProcessTests {
 
         /// Where a test's own Redis client connects (an operator's `redis-cli`).
         var redisConfiguration: RedisClientConfiguration {
-            RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: self.redis.port))
+            RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: self.redis.port), connectTimeout: .seconds(5))
         }
 
         func log(_ index: Int) -> String {

@@ -281,7 +281,7 @@ struct OperatorCLITests {
     func auditEntries(_ fixture: Fixture) async throws -> [[String: String]] {
         let url = try #require(fixture.environment["REDIS_URL"])
         let port = try #require(url.split(separator: ":").last.flatMap { Int($0) })
-        let configuration = RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port))
+        let configuration = RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port), connectTimeout: .seconds(5))
         let reply = try await RedisClient.withClient(configuration, logger: testLogger()) { client in
             try await client.send(["XRANGE", RedisArgument(RedisKeys(prefix: fixture.configuration.redisPrefix).audit), "-", "+"])
         }

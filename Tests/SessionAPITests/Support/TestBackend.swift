@@ -67,8 +67,10 @@ struct StoreBackendTrait: SuiteTrait, TestScoping {
             break
         }
         let server = try await RedisServerProcess.start()
+        // A generous first connect, as for the cluster: the suites start many servers at once on a loaded machine.
+        let configuration = RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: server.port), connectTimeout: .seconds(5))
         do {
-            try await TestBackend.$redisServer.withValue(RedisClientConfiguration(endpoint: .tcp(host: "127.0.0.1", port: server.port))) {
+            try await TestBackend.$redisServer.withValue(configuration) {
                 try await function()
             }
         } catch {
