@@ -56,7 +56,9 @@ package struct RedisLayoutMigration: Service {
         if try await self.client.getString(self.keys.layout) == Self.currentLayout { return }
         var moved = 0
         var conflicts = 0
-        for (name, current) in [("user:", self.keys.user(id:)), ("user-sessions:", self.keys.userSessions(userID:))] {
+        // Session indexes first: a user whose hash is moved answers `/users/me` at once, and its session list
+        // must already be there then.
+        for (name, current) in [("user-sessions:", self.keys.userSessions(userID:)), ("user:", self.keys.user(id:))] {
             let start = self.keys.prefix + name
             var cursor = "0"
             repeat {
