@@ -100,7 +100,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // GET throughput of RedisClient on one connection (scripts/bench.sh compares it with redis-benchmark).
+        // GET throughput of RedisClient on one connection (scripts/bench compares it with redis-benchmark).
         .executableTarget(
             name: "redis-client-bench",
             dependencies: [

@@ -19,7 +19,9 @@ Everything runs on 127.0.0.1 (scripts/clusterlib.py's Cluster: redis-server, one
 data in ./data/bench-cache-*, emptied first. wrk, Redis and the server share the machine's cores: comparative
 figures, not capacity. Python 3 standard library, plus wrk.
 
-  python3 -B scripts/bench-cache.py [--binary B] [--before B] [--rounds 3] [--duration 8] [--only speed,redis,idle,memory]
+  python3 -B scripts/bench-cache.py [--binary B] [--before B] [--rounds 3] [--duration 8] [--only speed,redis,idle,memory] [--json FILE]
+
+--json FILE also writes part 2's figures as JSON (scripts/bench reads them).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from scaling import CHEAP_HASH, Api, command_stats, cpu_seconds, reset_stats, se
 
 PEERS_BENCH = REPO.parent / "shared" / "peers" / "bench.py"
 PARTS = ("speed", "redis", "idle", "memory")
+RESULTS: dict[str, dict] = {}  # what --json writes
 
 
 # --- 1. speed beside the Go peer ---------------------------------------------------------------------
@@ -155,6 +158,7 @@ def work(args, binary: Path) -> None:
         for cache in ("true", "false"):
             result = redis_work(binary, f"work-{user_store}-{cache}", user_store, {"NEAR_CACHE": cache}, args)
             print_work(f"USER_STORE={user_store} NEAR_CACHE={cache}", result)
+            RESULTS.setdefault("redis", {})[f"{user_store} near_cache={cache}"] = result
 
 
 def idle(args, binary: Path) -> None:
@@ -230,6 +234,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections in parts 2 and 3 (default 64)")
     parser.add_argument("--entries", type=int, default=10000, help="sessions in part 4 (default 10000)")
     parser.add_argument("--only", default=",".join(PARTS), help=f"parts to run, comma-separated (default {','.join(PARTS)})")
+    parser.add_argument("--json", type=Path, help="also write part 2's figures to this file as JSON")
     args = parser.parse_args(argv)
     parts = args.only.split(",")
     if unknown := set(parts) - set(PARTS):
@@ -243,6 +248,8 @@ def main(argv: list[str]) -> int:
         if part in parts:
             run(args, binary)
     print(f"\nbench-cache: done in {time.monotonic() - started:.0f} s", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(RESULTS, indent=2))
     return 0
 
 

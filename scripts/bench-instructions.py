@@ -9,7 +9,9 @@ For each path and NEAR_CACHE setting: one login, 200 warm-up requests (they fill
 the dump's total (every thread of the server: event loops, Swift's pool, Dispatch) divided by the requests.
 callgrind counts instructions, not time, so the figures repeat (within 0.5% here) whatever else runs.
 
-  python3 -B scripts/bench-instructions.py [--binary B] [--requests 2000]
+  python3 -B scripts/bench-instructions.py [--binary B] [--requests 2000] [--json FILE]
+
+--json FILE also writes the figures as JSON (scripts/bench reads them).
 """
 
 from __future__ import annotations
@@ -86,7 +88,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", help="the session-api to measure (default: the release build, built when needed)")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
     args = parser.parse_args(argv)
+    figures = []
     for tool in ("valgrind", "callgrind_control", "objcopy", "redis-server"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing (apt-get install valgrind binutils redis-server)")
@@ -111,8 +115,11 @@ def main(argv: list[str]) -> int:
             wait_until(lambda: answers(port), 120, "the server under valgrind")
             total = measure(server.pid, work, port, path, args.requests)
             print(f"GET {path:<18} NEAR_CACHE={near_cache:<5}  {total:>13,} instructions / {args.requests} = {total / args.requests:>9,.0f} per request", flush=True)
+            figures.append({"path": path, "near_cache": near_cache == "true", "requests": args.requests, "instructions": total})
             server.terminate()
             server.wait(60)
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2))
     finally:
         for child in reversed(children):
             if child.poll() is None:

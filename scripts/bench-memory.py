@@ -12,12 +12,15 @@ AUTH_TYPE=session_redis_auth, the default Argon2id cost, so that a login costs w
           the binary and the shared libraries, as far as they were touched).
 Prints the median of the rounds per build. Loopback only; Python 3 standard library, plus wrk.
 
-  python3 -B scripts/bench-memory.py --binary NAME=PATH [--binary NAME=PATH ...] [--rounds 3] [--logins 8] [--duration 5]
+  python3 -B scripts/bench-memory.py --binary NAME=PATH [--binary NAME=PATH ...] [--rounds 3] [--logins 8] [--duration 5] [--json FILE]
+
+--json FILE also writes the medians (KiB, ms, req/s) per build as JSON (scripts/bench reads them).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import statistics
@@ -84,6 +87,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--logins", type=int, default=8, help="sequential logins before the load (default 8)")
     parser.add_argument("--duration", type=int, default=5, help="seconds of wrk on /users/me (default 5)")
+    parser.add_argument("--json", type=Path, help="also write the medians per build to this file as JSON")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -101,14 +105,17 @@ def main(argv: list[str]) -> int:
     print(f"\nmedian of {args.rounds} rounds; MiB; login: median of {args.logins} sequential logins (default Argon2id); load: wrk -t1 -c64 -d{args.duration}s on /users/me\n")
     print("| build | RSS ready | RSS after logins | login ms | RSS after load | of which anonymous | peak (VmHWM) | threads | /users/me req/s |")
     print("|---|---|---|---|---|---|---|---|---|")
+    medians = {}
     for name, binary in builds:
-        m = {key: statistics.median(r[key] for r in results[name]) for key in results[name][0]}
+        m = medians[name] = {key: statistics.median(r[key] for r in results[name]) for key in results[name][0]}
         print(
             f"| {name} | {mib(m['ready'])} | {mib(m['logins'])} | {m['login_ms']:.0f} | {mib(m['load'])} | {mib(m['anon'])} | {mib(m['peak'])} | "
             f"{m['threads']:.0f} | {m['rps']:,.0f} |"
         )
     for name, binary in builds:
         print(f"  {name}: {binary}")
+    if args.json:
+        args.json.write_text(json.dumps(medians, indent=2))
     return 0
 
 

@@ -18,7 +18,9 @@ is the server's own). Redis memory: MEMORY USAGE of one session hash, of the use
 one user hash, and INFO commandstats around 1000 GET /users/me (Redis calls and usec per request).
 Every process is started on a free loopback port and stopped by PID; all data is in a temp dir.
 
-  scripts/bench-scale.py [--binary PATH] [--sizes 1000,10000,100000] [--stores json,redis]
+  scripts/bench-scale.py [--binary PATH] [--sizes 1000,10000,100000] [--stores json,redis] [--json FILE]
+
+--json FILE also writes the rows as JSON (scripts/bench reads them).
 """
 import argparse
 import concurrent.futures
@@ -108,6 +110,7 @@ def main() -> None:
     ap.add_argument("--binary", type=Path)
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--stores", default="json,redis")
+    ap.add_argument("--json", type=Path, help="also write the rows to this file as JSON")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     binary = args.binary
@@ -235,6 +238,8 @@ def main() -> None:
                                                     if k not in ("store", "n")))
                 stop(server)
                 stop(redis)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
         print()
         print("| store | users | GET /users | body | GET /users?limit=100 | /stats | create | login | /users/me | peak RSS |")
         print("|---|---|---|---|---|---|---|---|---|---|")
