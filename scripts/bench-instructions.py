@@ -11,7 +11,8 @@ callgrind counts instructions, not time, so the figures repeat (within 0.5% here
 
   python3 -B scripts/bench-instructions.py [--binary B] [--requests 2000] [--json FILE]
 
---json FILE also writes the figures as JSON (scripts/bench reads them).
+--json FILE also writes the figures as JSON (scripts/bench reads them); --keep DIR keeps each case's callgrind
+dump there, for `callgrind_annotate` (symbols resolve against the stripped copy, kept beside them).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def answers(port: int) -> bool:
         return False
 
 
-def measure(pid: int, work: Path, port: int, path: str, requests: int) -> int:
+def measure(pid: int, work: Path, port: int, path: str, requests: int) -> tuple[int, Path]:
+    """The instructions of `requests` GETs of `path`, and the dump they were read from."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     body = urllib.parse.urlencode({"email": EMAIL, "password": PASSWORD})
     c.request("POST", "/api/v1/auth_session/login", body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -81,7 +83,7 @@ def measure(pid: int, work: Path, port: int, path: str, requests: int) -> int:
     wait_until(lambda: set(work.glob(f"callgrind.out.{pid}*")) - before, 30, "callgrind's dump")
     dump = max(set(work.glob(f"callgrind.out.{pid}*")) - before, key=os.path.getmtime)
     wait_until(lambda: re.search(r"^(?:summary|totals): \d+", dump.read_text(), re.M), 30, "the dump's totals")
-    return int(re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.M).group(1))
+    return int(re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.M).group(1)), dump
 
 
 def main(argv: list[str]) -> int:
@@ -89,6 +91,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--binary", help="the session-api to measure (default: the release build, built when needed)")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
+    parser.add_argument("--keep", type=Path, help="keep the callgrind dumps (and the binary they name) in this directory")
     args = parser.parse_args(argv)
     figures = []
     for tool in ("valgrind", "callgrind_control", "objcopy", "redis-server"):
@@ -113,13 +116,18 @@ def main(argv: list[str]) -> int:
                                       stdout=subprocess.DEVNULL, stderr=open(work / f"valgrind-{port}.log", "w"))  # fmt: skip
             children.append(server)
             wait_until(lambda: answers(port), 120, "the server under valgrind")
-            total = measure(server.pid, work, port, path, args.requests)
+            total, dump = measure(server.pid, work, port, path, args.requests)
+            if args.keep:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                shutil.copy(dump, args.keep / f"callgrind.{path.rsplit('/', 1)[-1]}.near-cache-{near_cache}.out")
             print(f"GET {path:<18} NEAR_CACHE={near_cache:<5}  {total:>13,} instructions / {args.requests} = {total / args.requests:>9,.0f} per request", flush=True)
             figures.append({"path": path, "near_cache": near_cache == "true", "requests": args.requests, "instructions": total})
             server.terminate()
             server.wait(60)
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2))
+        if args.keep:
+            shutil.copy(stripped, args.keep / "session-api")
     finally:
         for child in reversed(children):
             if child.poll() is None:

@@ -28,33 +28,40 @@ package struct SessionCookie: Sendable {
     }
 
     /// The cookie's value in `request`'s `Cookie` headers (every one of them, every `name=value` pair).
-    /// A scan of the headers' bytes: nothing is split or copied on the way (this runs on every request).
+    /// A scan of each header's contiguous bytes (this runs on every request): nothing is split or copied, and
+    /// the value is a slice of the header.
     package func value(in request: Request) -> Value {
         var found: Substring?
         var conflicting = false
-        let name = self.name.utf8
         for field in request.headers where field.name == .cookie {
-            let header = field.value
-            let bytes = header.utf8
-            var start = bytes.startIndex
-            while start < bytes.endIndex {
-                // One pair: from `start` to the next `;` (or the end).
-                let end = bytes[start...].firstIndex(of: UInt8(ascii: ";")) ?? bytes.endIndex
-                var pairStart = start
-                while pairStart < end, bytes[pairStart] == UInt8(ascii: " ") || bytes[pairStart] == UInt8(ascii: "\t") {
-                    pairStart = bytes.index(after: pairStart)
-                }
-                let pair = bytes[pairStart..<end]
-                if pair.starts(with: name) {
-                    let equals = bytes.index(pairStart, offsetBy: name.count)
-                    if equals < end, bytes[equals] == UInt8(ascii: "=") {
-                        let value = Substring(header.utf8[bytes.index(after: equals)..<end])
-                        if let found, found != value { conflicting = true }
-                        found = value
+            var header = field.value
+            var match: Range<Int>?
+            header.withUTF8 { bytes in
+                var start = 0
+                while start < bytes.count {
+                    // One pair: from `start` to the next `;` (or the end), leading blanks skipped.
+                    var end = start
+                    while end < bytes.count, bytes[end] != UInt8(ascii: ";") { end += 1 }
+                    var pairStart = start
+                    while pairStart < end, bytes[pairStart] == UInt8(ascii: " ") || bytes[pairStart] == UInt8(ascii: "\t") {
+                        pairStart += 1
                     }
+                    let equals = pairStart + self.name.utf8.count
+                    if equals < end, bytes[equals] == UInt8(ascii: "="), bytes[pairStart..<equals].elementsEqual(self.name.utf8) {
+                        let value = (equals + 1)..<end
+                        if let previous = match, !bytes[previous].elementsEqual(bytes[value]) { conflicting = true }
+                        match = value
+                    }
+                    start = end + 1
                 }
-                start = end < bytes.endIndex ? bytes.index(after: end) : end
             }
+            guard let match else { continue }
+            let utf8 = header.utf8
+            let value = Substring(
+                utf8[utf8.index(utf8.startIndex, offsetBy: match.lowerBound)..<utf8.index(utf8.startIndex, offsetBy: match.upperBound)]
+            )
+            if let found, found != value { conflicting = true }
+            found = value
         }
         if conflicting { return .conflicting }
         return found.map { .one($0) } ?? .absent

@@ -18,15 +18,19 @@ package enum JSONText {
     /// Bytes go to an array, not a `ByteBuffer`: the same speed in release builds, and about six times faster
     /// in debug builds (the tests' servers), where every `ByteBuffer` call costs microseconds.
     package static func writeString(_ text: String?, into output: inout [UInt8]) {
-        guard let text else {
+        guard var text else {
             output.append(contentsOf: "null".utf8)
             return
         }
         output.append(UInt8(ascii: "\""))
-        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            output.append(contentsOf: text.utf8)
-        } else {
-            for byte in text.utf8 {
+        // Over the contiguous bytes: walking a String's UTF-8 view index by index costs about 20 instructions
+        // a byte, and a user's JSON is written on every `/users/me`.
+        text.withUTF8 { bytes in
+            if !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                output.append(contentsOf: bytes)
+                return
+            }
+            for byte in bytes {
                 switch byte {
                 case UInt8(ascii: "\""): output.append(contentsOf: #"\""#.utf8)
                 case UInt8(ascii: "\\"): output.append(contentsOf: #"\\"#.utf8)

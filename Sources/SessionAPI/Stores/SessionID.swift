@@ -8,7 +8,9 @@ package enum SessionID {
     /// A session's public handle: the lower-case hex SHA-256 of its ID. What Redis keys sessions by, and what
     /// users and operators name a session with; it cannot be turned back into the cookie.
     package static func handle(of sessionID: some StringProtocol) -> String {
-        SHA256.hash(data: Array(sessionID.utf8)).hexString
+        // The id's bytes in place where the string is contiguous (always, for what HTTP parsing made).
+        sessionID.utf8.withContiguousStorageIfAvailable { SHA256.hash(data: UnsafeRawBufferPointer($0)).hexString }
+            ?? SHA256.hash(data: Array(sessionID.utf8)).hexString
     }
 
     /// Whether `text` has the shape of a handle (64 lower-case hex digits); anything else names no session.
@@ -25,9 +27,12 @@ package enum SessionID {
     /// Whether `text` has the shape of a UUID (8-4-4-4-12 hex digits). Anything else is rejected
     /// before any store is asked, so a garbage or huge cookie costs no I/O.
     package static func isWellFormed(_ text: some StringProtocol) -> Bool {
-        let utf8 = text.utf8
-        guard utf8.count == 36 else { return false }
-        for (index, byte) in utf8.enumerated() {
+        text.utf8.withContiguousStorageIfAvailable(Self.isWellFormed(bytes:)) ?? Self.isWellFormed(bytes: Array(text.utf8))
+    }
+
+    private static func isWellFormed(bytes: some Collection<UInt8>) -> Bool {
+        guard bytes.count == 36 else { return false }
+        for (index, byte) in bytes.enumerated() {
             switch index {
             case 8, 13, 18, 23:
                 guard byte == UInt8(ascii: "-") else { return false }
