@@ -271,4 +271,52 @@ import Testing
             #expect(try await store.user(email: "bob@example.com") == nil)
         }
     }
+
+    /// Logins, pages and the listing read indexes built once per version of the file: each must follow
+    /// every change, by this instance, another one, or another program.
+    @Test func derivedIndexesFollowEveryVersion() async throws {
+        try await withDataDirectory { directory in
+            let store = try await JSONFileUserStore(directory: directory)
+            let other = try await JSONFileUserStore(directory: directory)
+            var made: [User] = []
+            for n in 0..<5 {
+                let user = Self.user(email: "user\(n)@example.com")
+                try await store.create(user)
+                made.append(user)
+            }
+            #expect(try await store.user(email: "USER3@example.com") == made[3])
+            #expect(try await store.allUsers().map(\.id) == made.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }.map(\.id))
+            let byID = made.map(\.id).sorted()
+            #expect(try await store.users(page: 2, limit: 2).users.map(\.id) == Array(byID[2..<4]))
+            #expect(try await store.users(page: 4, limit: 2).users.isEmpty)
+
+            // Another instance adds, renames and deletes: the first one's indexes are rebuilt.
+            let late = Self.user(email: "late@example.com")
+            try await other.create(late)
+            #expect(try await store.user(email: "late@example.com") == late)
+            #expect(try await store.users(page: 1, limit: 10).total == 6)
+            let all = try await store.allUsers()
+            #expect(all.map(\.id) == (made + [late]).sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }.map(\.id))
+            #expect(try await other.delete(id: made[3].id))
+            #expect(try await store.user(email: "user3@example.com") == nil)
+            #expect(try await !store.allUsers().contains { $0.id == made[3].id })
+
+            // Another program writes the file, with one email twice in two cases: the older user answers.
+            let old = User(id: "b", email: "Dup@example.com", passwordHash: nil, createdAt: "2020-01-01T00:00:00", updatedAt: "2020-01-01T00:00:00")
+            let new = User(id: "a", email: "dup@example.com", passwordHash: nil, createdAt: "2021-01-01T00:00:00", updatedAt: "2021-01-01T00:00:00")
+            var text: [UInt8] = [UInt8(ascii: "{")]
+            for (index, user) in [new, old].enumerated() {
+                if index > 0 { text.append(UInt8(ascii: ",")) }
+                JSONText.writeString(user.id, into: &text)
+                text.append(UInt8(ascii: ":"))
+                user.writeJSON(into: &text)
+            }
+            text.append(UInt8(ascii: "}"))
+            try Self.write(String(decoding: text, as: UTF8.self), to: Self.usersFile(directory))
+            #expect(try await store.user(email: "DUP@example.com")?.id == "b")
+            #expect(try await store.user(email: "user0@example.com") == nil)
+            #expect(try await store.allUsers().map(\.id) == ["b", "a"])
+            #expect(try await store.users(page: 1, limit: 1).users.map(\.id) == ["a"])
+        }
+    }
 }

@@ -49,6 +49,8 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
 
     private struct Snapshot: Sendable {
         var records: [String: Record]
+        /// What readers derived from these records (indexes, orders); a new version starts with none.
+        var derived = DerivedValues()
         /// The version the records came from, held open; `nil` when there was no file.
         var file: PinnedFile?
         /// The watcher's generation when the records were known to be the file's; `nil`: not known.
@@ -92,18 +94,25 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
     /// the file re-read only if it is another version. Without inotify, the identity is `stat`ed here when not on
     /// an event loop, and on the thread pool otherwise.
     package func read<T: Sendable>(_ body: @escaping @Sendable ([String: Record]) throws -> T) async throws -> T {
+        try await self.readDerived { records, _ in try body(records) }
+    }
+
+    /// `read(_:)`, with the values derived from this version of the records so far (`DerivedValues`): an index
+    /// built once serves every read until the file changes.
+    package func readDerived<T: Sendable>(_ body: @escaping @Sendable ([String: Record], DerivedValues) throws -> T) async throws -> T {
         if let watcher = self.watcher {
             let generation = watcher.generation()
-            if let records = self.cache.withLock({ $0.generation == generation ? $0.records : nil }) {
-                return try body(records)
+            if let snapshot = self.cache.withLock({ $0.generation == generation ? $0 : nil }) {
+                return try body(snapshot.records, snapshot.derived)
             }
         } else if MultiThreadedEventLoopGroup.currentEventLoop == nil,
-            let records = try Self.unavailableOnFailure({ try self.cachedRecordsIfCurrent() })
+            let snapshot = try Self.unavailableOnFailure({ try self.cachedSnapshotIfCurrent() })
         {
-            return try body(records)
+            return try body(snapshot.records, snapshot.derived)
         }
         return try await self.threadPool.runIfActive { [self] in
-            try body(try Self.unavailableOnFailure { try self.currentRecords() })
+            let snapshot = try Self.unavailableOnFailure { try self.currentSnapshot() }
+            return try body(snapshot.records, snapshot.derived)
         }
     }
 
@@ -222,25 +231,30 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
     /// so the answer is never older than a change completed before this call.
     ///
     /// The watcher's generation is taken before the `stat`: an event after it moves the generation past the tag.
-    private func cachedRecordsIfCurrent() throws -> [String: Record]? {
+    private func cachedSnapshotIfCurrent() throws -> Snapshot? {
         let generation = self.watcher?.generation()
         let onDisk = try FileIO.identity(of: self.path)
         return self.cache.withLock { cache in
             guard cache.file?.identity == onDisk else { return nil }
             cache.generation = generation
-            return cache.records
+            return cache
         }
     }
 
     /// The cached records, reloaded first when the file on disk is not the version they came from.
     private func currentRecords() throws -> [String: Record] {
-        if let records = try self.cachedRecordsIfCurrent() { return records }
+        try self.currentSnapshot().records
+    }
+
+    private func currentSnapshot() throws -> Snapshot {
+        if let snapshot = try self.cachedSnapshotIfCurrent() { return snapshot }
         let generation = self.watcher?.generation()
         let (data, file) = try FileIO.readWholeFile(self.path)
         guard let file else {
             // The file was removed (or never existed): an empty store.
-            self.replaceCache(with: Snapshot(records: [:], file: nil, generation: generation))
-            return [:]
+            let empty = Snapshot(records: [:], file: nil, generation: generation)
+            self.replaceCache(with: empty)
+            return empty
         }
         let records: [String: Record]
         do {
@@ -254,8 +268,9 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
             if record.id.isEmpty { record.id = key }
             normalized[record.id] = record
         }
-        self.replaceCache(with: Snapshot(records: normalized, file: file, generation: generation))
-        return normalized
+        let snapshot = Snapshot(records: normalized, file: file, generation: generation)
+        self.replaceCache(with: snapshot)
+        return snapshot
     }
 
     /// Moves the cache to `fresh`; the version it held is closed after the lock is released.
@@ -296,5 +311,22 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
         default:
             return "\(error)"
         }
+    }
+}
+
+/// Values computed from one version of a `SharedJSONFile`'s records (an index by email, an order), each once:
+/// the file's next version, read or written, starts with none, so they are never stale.
+package final class DerivedValues: Sendable {
+    private let values = Mutex<[String: any Sendable]>([:])
+
+    package init() {}
+
+    /// The value named `name`, computed by `compute` the first time (outside the lock: two first readers may
+    /// both compute it, from the same records, to the same value).
+    package func value<Value: Sendable>(_ name: String, _ compute: () -> Value) -> Value {
+        if let value = self.values.withLock({ $0[name] }) as? Value { return value }
+        let value = compute()
+        self.values.withLock { $0[name] = value }
+        return value
     }
 }
