@@ -259,6 +259,45 @@ public final class RedisClient: Sendable, Service {
         }
     }
 
+    /// Every key matching `pattern`, a page at a time: `SCAN cursor MATCH pattern COUNT count` until the cursor is
+    /// back at 0, so Redis is never blocked for long (as `KEYS` would block it). In a cluster, on every primary in
+    /// turn: a `SCAN` sees only its own node's keys. A key may come twice (SCAN's guarantee while Redis rehashes):
+    /// count distinct keys.
+    /// - Parameters:
+    ///   - pattern: A glob, as `SCAN MATCH` takes it.
+    ///   - count: `SCAN`'s `COUNT` hint.
+    ///   - page: Called with the keys of each reply, in order.
+    /// - Throws: ``RedisClientError``: `commandError` for an error reply, `unexpectedReply` for another shape; as
+    ///   ``send(_:)-([RedisArgument])`` otherwise.
+    public func scanKeys(matching pattern: String, count: Int = 1000, page: ([RESPValue]) throws -> Void) async throws {
+        switch self.backend {
+        case .pool:
+            try await Self.scan(pattern: pattern, count: count, send: { try await self.sendRaw($0) }, page: page)
+        case .cluster(let router):
+            try await router.forEachPrimary { send in
+                try await Self.scan(pattern: pattern, count: count, send: send, page: page)
+            }
+        }
+    }
+
+    private static func scan(
+        pattern: String,
+        count: Int,
+        send: ([RedisArgument]) async throws -> RESPValue,
+        page: ([RESPValue]) throws -> Void
+    ) async throws {
+        var cursor = "0"
+        repeat {
+            let reply = try await send(["SCAN", RedisArgument(cursor), "MATCH", RedisArgument(pattern), "COUNT", RedisArgument(count)])
+            if case .error(let message) = reply { throw RedisClientError(.commandError, message: message) }
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let keys = parts[1].array else {
+                throw RedisClientError(.unexpectedReply, message: "unexpected reply to SCAN")
+            }
+            try page(keys)
+            cursor = next
+        } while cursor != "0"
+    }
+
     /// Sends commands in one write on one connection and returns their replies as they are, error replies included.
     /// In a cluster their keys must share a slot (they go to that slot's primary).
     /// - Parameter extraTimeout: Added to the command timeout (for a trailing `WAIT`).

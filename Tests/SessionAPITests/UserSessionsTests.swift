@@ -23,6 +23,23 @@ import Testing
         }
     }
 
+    /// `session count` (the operators' figure) counts every live session once: in a Redis Cluster the session keys
+    /// are spread over every primary, and each must be scanned.
+    @Test func theSessionCountSeesEverySession() async throws {
+        try await withDataDirectory { directory in
+            var configuration = AppConfiguration.test(directory: directory, authType: .sessionDBAuth)
+            configuration.sessionDuration = 3600
+            try await TestApp.run(configuration) { app, _ in
+                let bob = try await app.seedUser()
+                let sessions = try #require(app.stores.sessions)
+                for _ in 0..<30 {
+                    _ = try await sessions.createSession(userID: bob.id, metadata: SessionMetadata(), replacing: nil)
+                }
+                #expect(try await sessions.count() == 30)
+            }
+        }
+    }
+
     static func listShowsEverySession(_ configuration: AppConfiguration) async throws {
         try await TestApp.run(configuration) { app, client in
             try await app.seedUser()

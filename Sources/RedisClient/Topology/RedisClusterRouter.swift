@@ -322,6 +322,14 @@ final class RedisClusterRouter: Sendable {
         }
     }
 
+    /// Runs `body` once for each primary of the current map, in turn, with a way to send commands to that node
+    /// alone: for keyless commands that see one node's data (`SCAN`). Error replies come back as replies.
+    func forEachPrimary(_ body: (_ send: ([RedisArgument]) async throws -> RESPValue) async throws -> Void) async throws {
+        for pool in try await self.primaryPools() {
+            try await body { command in try await pool.connection().send(command) }
+        }
+    }
+
     /// Every primary's pool, waiting for the first map if there is none yet.
     private func primaryPools() async throws -> [RedisConnectionPool] {
         _ = try await self.pool(for: .route(.anyNode))

@@ -56,6 +56,11 @@ import Testing
                     let size = try await node.cli(["DBSIZE"]).filter(\.isNumber)
                     #expect((Int(size) ?? 0) > 100, "node \(node.port) holds \(size) keys")
                 }
+                // SCAN on every primary: each key once (one node's SCAN would see about a third of them).
+                var scanned: [String] = []
+                try await client.scanKeys(matching: "key:*", count: 100) { keys in scanned += keys.compactMap(\.string) }
+                #expect(Set(scanned) == Set((0..<600).map { "key:\($0)" }))
+                #expect(scanned.count == 600)
                 // The slots computed here are the server's.
                 for key in ["foo", "{user1000}.following", "session-api:session:abc", "a{b}c", "{}x", "\u{00E9}t\u{00E9}"] {
                     let slot = try await client.send(["CLUSTER", "KEYSLOT", RedisArgument(key)])

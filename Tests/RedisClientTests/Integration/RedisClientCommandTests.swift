@@ -132,6 +132,24 @@ import Testing
         }
     }
 
+    /// SCAN to the end, a page at a time: every matching key (more than one page of them), nothing else.
+    @Test func scanKeysFindsEveryMatchingKey() async throws {
+        try await withRedisServer { server in
+            try await Integration.withClient(server) { client in
+                _ = try await client.pipeline((0..<250).map { ["SET", RedisArgument("scan:\($0)"), "v"] } + [["SET", "other", "v"]])
+                var pages = 0
+                var found = Set<String>()
+                try await client.scanKeys(matching: "scan:*", count: 50) { keys in
+                    pages += 1
+                    found.formUnion(keys.compactMap(\.string))
+                }
+                #expect(found == Set((0..<250).map { "scan:\($0)" }))
+                #expect(pages > 1)
+                try await client.scanKeys(matching: "nothing:*") { keys in #expect(keys.isEmpty) }
+            }
+        }
+    }
+
     @Test func hashCommands() async throws {
         try await withRedisServer { server in
             try await Integration.withClient(server) { (client) async throws in
