@@ -98,6 +98,45 @@ import Testing
         #expect(Self.read(cache, "k9", value: "v") == "v", "the newest entry is kept")
     }
 
+    /// Full, it drops an entry not used since the clock hand last passed (CLOCK): the used ones stay.
+    @Test func evictionSparesTheEntriesInUse() {
+        let cache = Self.flowingCache(capacity: 3)
+        for key in ["a", "b", "c"] { _ = Self.read(cache, key, value: key) }
+        #expect(Self.read(cache, "a", value: "a") == "a")
+        #expect(Self.read(cache, "c", value: "c") == "c")
+        _ = Self.read(cache, "d", value: "d")  // b is the one not used since it came in
+        #expect(cache.count == 3)
+        for key in ["a", "c", "d"] { #expect(Self.read(cache, key, value: key) == key, "\(key)") }
+        #expect(Self.read(cache, "b", value: "b") == nil)  // gone: this read fills it again, in place of one of the three
+        #expect(cache.count == 3)
+
+        // A hot set of 3 among a stream of one-off keys, capacity 4: the hot keys keep hitting.
+        let hot = Self.flowingCache(capacity: 4)
+        var hits = 0
+        for round in 0..<200 {
+            for key in ["h1", "h2", "h3"] where Self.read(hot, key, value: key) != nil { hits += 1 }
+            _ = Self.read(hot, "once-\(round)", value: "x")
+        }
+        #expect(hits >= 3 * 200 - 10, "\(hits) hits of 600")
+        #expect(hot.count == 4)
+    }
+
+    /// Invalidated and expired entries free their slots; a flush empties the clock.
+    @Test func freedSlotsAreReused() {
+        let cache = Self.flowingCache(capacity: 2)
+        _ = Self.read(cache, "a", value: "a")
+        _ = Self.read(cache, "b", value: "b", validUntil: 50)
+        cache.invalidate("a")
+        #expect(Self.read(cache, "b", value: "b", now: 60) == nil)  // expired: dropped, then filled again (valid now)
+        _ = Self.read(cache, "c", value: "c")
+        _ = Self.read(cache, "d", value: "d")
+        #expect(cache.count == 2)
+        cache.reset(flowing: true)
+        #expect(cache.count == 0)
+        for key in ["e", "f"] { _ = Self.read(cache, key, value: key) }
+        for key in ["e", "f"] { #expect(Self.read(cache, key, value: key) == key) }
+    }
+
     @Test func anAbandonedReadLeavesNothing() {
         let cache = Self.flowingCache()
         guard case .miss(let ticket) = cache.lookup("k", now: 0) else {

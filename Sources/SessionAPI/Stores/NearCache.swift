@@ -47,8 +47,9 @@ package struct NearCacheObserver: Sendable {
 ///   meantime voids it, so ``fill(_:with:validUntil:now:)`` drops the late reply.
 /// - An entry is used only before its own deadline: the value's expiry, the cache's TTL, whichever is first.
 ///
-/// Full, it drops an arbitrary entry per insert (a dictionary's first): cheap and good enough for sessions,
-/// whose working set is the active users. Sendable: all state behind one lock; a lookup is one lock and one hash.
+/// Full, it drops an entry not used since the clock hand last passed it (CLOCK, the second-chance approximation
+/// of least recently used): a hit only sets a flag, an insert advances the hand past the entries used since.
+/// Sendable: all state behind one lock; a lookup is one lock and one hash.
 package final class NearCache<Value: Sendable>: Sendable {
     /// Permission to cache the answer of one read; voided by an invalidation of its key while the read is in flight.
     package struct Ticket: Sendable {
@@ -64,14 +65,22 @@ package final class NearCache<Value: Sendable>: Sendable {
         case bypass
     }
 
-    private struct Entry {
+    fileprivate struct Entry {
         var value: Value
         /// Milliseconds since the epoch.
         var validUntil: Int
+        /// Its place on the clock (`State.ring`).
+        var slot: Int
+        /// Used since the hand last passed it: the hand spares it once.
+        var used = false
     }
 
-    private struct State {
+    fileprivate struct State {
         var entries: [String: Entry] = [:]
+        /// The clock: each entry's key at its slot, `nil` where a slot is free.
+        var ring: [String?] = []
+        var freeSlots: [Int] = []
+        var hand = 0
         /// The ticket token of the read in flight for each key (the latest, when several are).
         var pending: [String: UInt64] = [:]
         var nextToken: UInt64 = 0
@@ -103,8 +112,11 @@ package final class NearCache<Value: Sendable>: Sendable {
         let result = self.state.withLock { state -> Lookup in
             guard state.flowing else { return .bypass }
             if let entry = state.entries[key] {
-                if now < entry.validUntil { return .hit(entry.value) }
-                state.entries.removeValue(forKey: key)
+                if now < entry.validUntil {
+                    if !entry.used { state.entries[key]?.used = true }
+                    return .hit(entry.value)
+                }
+                state.remove(key)
             }
             if state.pending.count >= self.capacity {
                 // Only reads that failed without `abandon` pile up here; voiding them only costs their fills.
@@ -132,10 +144,13 @@ package final class NearCache<Value: Sendable>: Sendable {
             guard state.pending[ticket.key] == ticket.token else { return }
             state.pending.removeValue(forKey: ticket.key)
             guard state.flowing, deadline > now else { return }
-            if state.entries[ticket.key] == nil, state.entries.count >= self.capacity {
-                state.entries.remove(at: state.entries.startIndex)
+            if let slot = state.entries[ticket.key]?.slot {
+                state.entries[ticket.key] = Entry(value: value, validUntil: deadline, slot: slot)
+            } else {
+                let slot = state.slot(capacity: self.capacity, now: now)
+                state.ring[slot] = ticket.key
+                state.entries[ticket.key] = Entry(value: value, validUntil: deadline, slot: slot)
             }
-            state.entries[ticket.key] = Entry(value: value, validUntil: deadline)
         }
     }
 
@@ -149,7 +164,7 @@ package final class NearCache<Value: Sendable>: Sendable {
     /// Drops `key` and voids the reads of it in flight.
     package func invalidate(_ key: String) {
         self.state.withLock { state in
-            state.entries.removeValue(forKey: key)
+            state.remove(key)
             state.pending.removeValue(forKey: key)
         }
         self.observer?.invalidated(.key)
@@ -160,9 +175,42 @@ package final class NearCache<Value: Sendable>: Sendable {
     package func reset(flowing: Bool?) {
         self.state.withLock { state in
             state.entries.removeAll()
+            state.ring.removeAll()
+            state.freeSlots.removeAll()
+            state.hand = 0
             state.pending.removeAll()
             if let flowing { state.flowing = flowing }
         }
         self.observer?.invalidated(flowing == false ? .lost : .flush)
+    }
+}
+
+extension NearCache.State {
+    mutating func remove(_ key: String) {
+        guard let entry = self.entries.removeValue(forKey: key) else { return }
+        self.ring[entry.slot] = nil
+        self.freeSlots.append(entry.slot)
+    }
+
+    /// A slot for a new entry: a free one, a new one below `capacity`, or the slot of the first entry the hand
+    /// finds unused since its last pass (or expired), clearing the used flags it passes (at most one full turn).
+    mutating func slot(capacity: Int, now: Int) -> Int {
+        if let free = self.freeSlots.popLast() { return free }
+        if self.ring.count < capacity {
+            self.ring.append(nil)
+            return self.ring.count - 1
+        }
+        while true {
+            let slot = self.hand
+            self.hand = (self.hand + 1) % self.ring.count
+            guard let key = self.ring[slot], let entry = self.entries[key] else { return slot }
+            if entry.used && now < entry.validUntil {
+                self.entries[key]?.used = false
+            } else {
+                self.entries.removeValue(forKey: key)
+                self.ring[slot] = nil
+                return slot
+            }
+        }
     }
 }
