@@ -73,18 +73,28 @@ def run_part(name: str, command: list[str], run_dir: Path) -> str:
     return "".join(lines)
 
 
+def private_redis(directory: Path, log: str) -> tuple[Child, int]:
+    """A redis-server on a free loopback port, without persistence, answering PING; stop it with `.stop()`."""
+    port = free_port()
+    redis = Child("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", "", "--appendonly", "no"],
+                  log=directory / log)  # fmt: skip
+    redis.start()
+    try:
+        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() == "PONG", 10, "redis-server")
+    except BaseException:
+        redis.stop()
+        raise
+    return redis, port
+
+
 # --- client --------------------------------------------------------------------------------------------
 
 
 def client(args, run_dir: Path) -> dict:
     subprocess.run(["swift", "build", *SWIFT_RELEASE, "--product", "redis-client-bench"], cwd=REPO, check=True)
     bin_dir = subprocess.run(["swift", "build", *SWIFT_RELEASE, "--show-bin-path"], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
-    port = free_port()
-    redis = Child("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(run_dir), "--save", "", "--appendonly", "no"],
-                  log=run_dir / "client-redis.log")  # fmt: skip
-    redis.start()
+    redis, port = private_redis(run_dir, "client-redis.log")
     try:
-        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() == "PONG", 10, "redis-server")
         key = "key:__rand_int__"
         subprocess.run(["redis-cli", "-p", str(port), "set", key, "xxx"], check=True, capture_output=True)
         c_best = swift_best = 0.0
@@ -200,12 +210,8 @@ def start(args, binary: Path, run_dir: Path) -> dict:
     from bench import make_users  # noqa: E402  (../shared/peers/bench.py: the users every peer reads)
 
     make_users(work / ".db_User.json")
-    port = free_port()
-    redis = Child("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(work), "--save", "", "--appendonly", "no"],
-                  log=work / "redis.log")  # fmt: skip
-    redis.start()
+    redis, port = private_redis(work, "redis.log")
     try:
-        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() == "PONG", 10, "redis-server")
         env = {"REDIS_URL": f"redis://127.0.0.1:{port}/0", "REDIS_PREFIX": "session-api:", "AUTH_TYPE": "session_redis_auth",
                "LOG_LEVEL": "warning", "API_HOST": "127.0.0.1"}  # fmt: skip
         result = {"session-api": start_times("session-api", [str(binary), "serve"], env, work)}
