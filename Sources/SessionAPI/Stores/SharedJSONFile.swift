@@ -102,8 +102,9 @@ package final class SharedJSONFile<Record: SharedJSONFileRecord>: Sendable {
     package func readDerived<T: Sendable>(_ body: @escaping @Sendable ([String: Record], DerivedValues) throws -> T) async throws -> T {
         if let watcher = self.watcher {
             let generation = watcher.generation()
-            if let snapshot = self.cache.withLock({ $0.generation == generation ? $0 : nil }) {
-                return try body(snapshot.records, snapshot.derived)
+            // The records and their derived values only: the pinned file stays with the cache.
+            if let (records, derived) = self.cache.withLock({ $0.generation == generation ? ($0.records, $0.derived) : nil }) {
+                return try body(records, derived)
             }
         } else if MultiThreadedEventLoopGroup.currentEventLoop == nil,
             let snapshot = try Self.unavailableOnFailure({ try self.cachedSnapshotIfCurrent() })
